@@ -1,0 +1,48 @@
+"""lifecyclekit: declarative, typed, persistable lifecycles for jobs and background work.
+
+Built on python-statemachine (the state-machine engine and its class DSL) and pydantic
+(event payloads, context, snapshots). The façade re-exports the public names; ``State``
+and ``Event`` are python-statemachine's own.
+"""
+
+from __future__ import annotations
+
+from statemachine import Event, State
+from statemachine.exceptions import TransitionNotAllowed
+
+from lifecyclekit.errors import (
+    DefinitionError,
+    LifecycleError,
+    PayloadError,
+    SnapshotError,
+    TransitionRejected,
+    UnknownLifecycle,
+)
+from lifecyclekit.explain import Candidate, Explanation, GuardVerdict
+from lifecyclekit.lifecycle import Clock, Lifecycle, utc_now
+from lifecyclekit.registry import Registry, registry
+from lifecyclekit.snapshot import Snapshot, TransitionRecord
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "Candidate",
+    "Clock",
+    "DefinitionError",
+    "Event",
+    "Explanation",
+    "GuardVerdict",
+    "Lifecycle",
+    "LifecycleError",
+    "PayloadError",
+    "Registry",
+    "Snapshot",
+    "SnapshotError",
+    "State",
+    "TransitionNotAllowed",
+    "TransitionRecord",
+    "TransitionRejected",
+    "UnknownLifecycle",
+    "registry",
+    "utc_now",
+]

@@ -1,0 +1,130 @@
+"""The errors lifecyclekit raises, under one root.
+
+::
+
+    LifecycleError
+    ├── DefinitionError       a lifecycle class is malformed (also psm's InvalidDefinition)
+    ├── UnknownLifecycle      no lifecycle registered under that name (also LookupError)
+    ├── PayloadError          event data failed validation (also ValueError)
+    ├── SnapshotError         a snapshot cannot be restored (also ValueError)
+    └── TransitionRejected    an event was refused (also psm's TransitionNotAllowed)
+
+Refusals stay python-statemachine's :class:`~statemachine.exceptions.TransitionNotAllowed`
+(``TransitionRejected`` subclasses it), so code written against python-statemachine keeps
+catching them. Every message says what happened, shows the offending value, lists what was
+valid and says how to fix it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from statemachine.exceptions import InvalidDefinition, TransitionNotAllowed
+
+if TYPE_CHECKING:
+    from lifecyclekit.explain import Explanation
+
+__all__ = [
+    "DefinitionError",
+    "LifecycleError",
+    "PayloadError",
+    "SnapshotError",
+    "TransitionRejected",
+    "UnknownLifecycle",
+]
+
+
+class LifecycleError(Exception):
+    """Root of every error lifecyclekit raises."""
+
+
+class DefinitionError(LifecycleError, InvalidDefinition):
+    """A lifecycle class is malformed; raised when the class is created."""
+
+
+class UnknownLifecycle(LifecycleError, LookupError):
+    """No lifecycle is registered under the requested name.
+
+    Attributes:
+        name: the name that was asked for.
+        known: the names that are registered.
+    """
+
+    def __init__(self, name: str, known: Iterable[str], *, hint: str = "") -> None:
+        self.name = name
+        self.known = sorted(known)
+        listed = ", ".join(self.known) if self.known else "none"
+        msg = f"Unknown lifecycle {name!r}. Registered lifecycles: {listed}."
+        if hint:
+            msg = f"{msg} {hint}"
+        super().__init__(msg)
+
+    def __str__(self) -> str:
+        # LookupError (KeyError's parent) would otherwise repr() the message.
+        return str(self.args[0])
+
+
+class PayloadError(LifecycleError, ValueError):
+    """Data sent with an event (or given as context) failed validation.
+
+    Attributes:
+        machine: the lifecycle class name.
+        event: the event id (or ``"context"`` for constructor data).
+        errors: one ``(field, message, value)`` triple per bad field.
+    """
+
+    def __init__(
+        self,
+        machine: str,
+        event: str,
+        errors: Sequence[tuple[str, str, Any]],
+        *,
+        hint: str = "",
+    ) -> None:
+        self.machine = machine
+        self.event = event
+        self.errors = list(errors)
+        details = "; ".join(
+            f"{field}: {message} (got {value!r})" if field else f"{message} (got {value!r})"
+            for field, message, value in self.errors
+        )
+        what = "context" if event == "context" else f"event {event!r}"
+        msg = f"Invalid data for {machine} {what}: {details}."
+        if hint:
+            msg = f"{msg} {hint}"
+        super().__init__(msg)
+
+
+class SnapshotError(LifecycleError, ValueError):
+    """A snapshot cannot be restored: unknown machine or state, wrong schema, bad context."""
+
+
+class TransitionRejected(LifecycleError, TransitionNotAllowed):
+    """An event was refused: no transition leaves the current state for it, or guards failed.
+
+    Attributes:
+        event: the event id.
+        state: the state id the machine was (and still is) in.
+        reasons: the candidate transitions with each guard's verdict
+            (see :class:`lifecyclekit.Explanation`).
+        explanation: the whole :class:`lifecyclekit.Explanation`.
+    """
+
+    def __init__(
+        self, explanation: Explanation, configuration: Any = None, event: Any = None
+    ) -> None:
+        self.explanation = explanation
+        # psm's own exception carries the Event object (a str subclass equal to its id).
+        self.event = event if event is not None else explanation.event  # type: ignore[assignment]
+        self.state = explanation.state
+        self.reasons = explanation.candidates
+        self.configuration = configuration if configuration is not None else set()
+        msg = explanation.message()
+        # TransitionNotAllowed.__init__ formats its own message; set ours directly.
+        Exception.__init__(self, msg)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The live State and Event objects hold weak references to their machine; the
+        # explanation alone is plain data and rebuilds the same message.
+        return (type(self), (self.explanation,))

@@ -1,0 +1,100 @@
+"""Why an event would (or would not) fire: guard verdicts as data.
+
+:meth:`Lifecycle.explain` returns an :class:`Explanation` without firing anything, and a
+refused event raises :class:`~lifecyclekit.TransitionRejected` carrying the same structure.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = ["Candidate", "Explanation", "GuardVerdict"]
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+Verdict = Literal["allowed", "guards_failed", "no_transition", "finished", "unknown_event"]
+
+
+class GuardVerdict(BaseModel):
+    """One guard of one candidate transition, and what it returned."""
+
+    model_config = _FROZEN
+
+    name: str
+    """The guard's name as declared (an expression like ``a and not b`` stays whole)."""
+    kind: Literal["cond", "unless"]
+    """``cond`` guards must be truthy, ``unless`` guards falsy."""
+    value: bool
+    """The truth value the guard returned."""
+    passed: bool
+    """Whether this verdict lets the transition through."""
+
+    def describe(self) -> str:
+        """``"constraints_met is False"``, or ``"unless is_paused: is_paused is True"``."""
+        text = f"{self.name} is {self.value}"
+        return text if self.kind == "cond" else f"unless {self.name}: {text}"
+
+
+class Candidate(BaseModel):
+    """A transition the event could take from the current state."""
+
+    model_config = _FROZEN
+
+    source: str
+    target: str | None
+    guards: tuple[GuardVerdict, ...]
+    passed: bool
+    """All guards passed: this is the transition the event takes (the first such one)."""
+
+
+class Explanation(BaseModel):
+    """What an event would do in the current state, with every guard's verdict."""
+
+    model_config = _FROZEN
+
+    machine: str
+    """The lifecycle class name."""
+    event: str
+    state: str
+    """The current state id."""
+    state_value: str
+    """The current state's vendor value, as shown in messages."""
+    verdict: Verdict
+    candidates: tuple[Candidate, ...]
+    allowed_events: tuple[str, ...]
+    """Events that have a transition from the current state (guards not evaluated)."""
+
+    @property
+    def allowed(self) -> bool:
+        """Whether the event would fire."""
+        return self.verdict == "allowed"
+
+    def message(self) -> str:
+        """One sentence: ``Can't start OneTimeWork in ENQUEUED: constraints_met is False``."""
+        head = f"Can't {self.event} {self.machine} in {self.state_value}"
+        if self.verdict == "allowed":
+            target = next(c.target for c in self.candidates if c.passed)
+            return f"{self.event} is allowed in {self.state_value} (to {target})"
+        if self.verdict == "finished":
+            return f"{head}: {self.state_value} is a final state; no event is accepted."
+        allowed = ", ".join(self.allowed_events) or "none"
+        if self.verdict == "unknown_event":
+            return (
+                f"Can't send {self.event!r} to {self.machine} in {self.state_value}: "
+                f"{self.machine} has no such event. Events allowed in {self.state_value}: "
+                f"{allowed}."
+            )
+        if self.verdict == "no_transition":
+            return (
+                f"{head}: no {self.event!r} transition leaves {self.state!r}. "
+                f"Events allowed in {self.state_value}: {allowed}."
+            )
+        parts = []
+        for candidate in self.candidates:
+            failed = ", ".join(g.describe() for g in candidate.guards if not g.passed)
+            parts.append(
+                failed if len(self.candidates) == 1 else f"to {candidate.target}: {failed}"
+            )
+        return f"{head}: {'; '.join(parts)}"

@@ -1,0 +1,541 @@
+"""``Lifecycle``: the python-statemachine ``StateMachine`` every lifecycle subclasses.
+
+It keeps python-statemachine's whole class DSL, naming-convention callbacks and dependency
+injection, and adds strictness, typed events, guard explanations, a pydantic context, a
+history of :class:`~lifecyclekit.TransitionRecord`, an injectable clock and snapshots.
+
+Data flow of one event call (``m.finish(outcome="success")`` or ``m.send("finish", ...)``):
+the payload model validates the data (refusal: :class:`~lifecyclekit.PayloadError`, nothing
+changed) -> python-statemachine selects the transition, evaluating guards (refusal:
+:class:`~lifecyclekit.TransitionRejected` with every guard's verdict, nothing changed) ->
+callbacks run -> the state changes and one record is appended to :attr:`Lifecycle.history`.
+
+The two engine hooks this needs (``_put_nonblocking`` and ``_processing_loop``) are the only
+private python-statemachine names lifecyclekit touches; ``tests/test_engine_hooks.py`` pins them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar, Self, cast
+
+from pydantic import BaseModel, ValidationError
+from statemachine import StateMachine
+from statemachine.exceptions import TransitionNotAllowed
+from statemachine.factory import StateMachineMetaclass
+
+from lifecyclekit.errors import DefinitionError, PayloadError, SnapshotError, TransitionRejected
+from lifecyclekit.events import build_payload_table, validate_payload, validation_errors
+from lifecyclekit.explain import Candidate, Explanation, GuardVerdict
+from lifecyclekit.snapshot import Snapshot, TransitionRecord
+
+if TYPE_CHECKING:
+    from statemachine.event_data import TriggerData
+    from statemachine.state import State
+    from statemachine.transition import Transition
+
+__all__ = ["Clock", "Lifecycle", "utc_now"]
+
+Clock = Callable[[], datetime]
+"""A callable returning an aware ``datetime``; lifecycles read time only through it."""
+
+CONSTRUCTOR_ARGS = frozenset({"clock", "listeners", "model", "state_field", "context"})
+"""Keyword arguments of ``Lifecycle.__init__`` itself; no context field may take these names."""
+
+
+def utc_now() -> datetime:
+    """The default clock: the current time, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class _StateHolder:
+    """The minimal model python-statemachine keeps the current state value on."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, state: Any = None) -> None:
+        self.state = state
+
+    def __repr__(self) -> str:
+        return f"StateHolder(state={self.state!r})"
+
+
+class _HistoryRecorder:
+    """A listener shared by every lifecycle: turns each fired transition into one record."""
+
+    def after_transition(
+        self, machine: Lifecycle, event: str, source: State, target: State | None, **kwargs: Any
+    ) -> None:
+        machine._record(event, source, target, kwargs.get("payload"))
+
+
+_RECORDER = _HistoryRecorder()
+
+
+class LifecycleMeta(StateMachineMetaclass):
+    """Builds python-statemachine's class, then lifecyclekit's per-class tables and checks."""
+
+    def __init__(cls, name: str, bases: tuple[type, ...], attrs: dict[str, Any]) -> None:
+        super().__init__(name, bases, attrs)  # type: ignore[arg-type]
+        lifecycle = cast("type[Lifecycle]", cls)
+        if lifecycle.allow_event_without_transition:
+            msg = (
+                f"{name} sets allow_event_without_transition = True; lifecycles are strict: an "
+                "event with no transition must raise. Remove the attribute."
+            )
+            raise DefinitionError(msg)
+        _check_context(name, lifecycle.Context)
+        declared: dict[str, type[BaseModel]] = {}
+        for klass in reversed(cls.__mro__):
+            declared.update(vars(klass).get("payloads", None) or {})
+        states = list(lifecycle.states_map.values())
+        lifecycle._event_ids = frozenset(str(event) for event in lifecycle._events)
+        lifecycle._payload_models = (
+            build_payload_table(name, declared, set(lifecycle._event_ids)) if states else {}
+        )
+        lifecycle._state_by_id = {state.id: state for state in states}
+        lifecycle._id_by_value = {state.value: state.id for state in states}
+
+
+def _check_context(name: str, context: object) -> None:
+    if context is None:
+        return
+    if not (isinstance(context, type) and issubclass(context, BaseModel)):
+        msg = f"{name}.Context must be a pydantic BaseModel subclass or None, got {context!r}."
+        raise DefinitionError(msg)
+    clashes = sorted(CONSTRUCTOR_ARGS & set(context.model_fields))
+    if clashes:
+        msg = (
+            f"{name}.Context field(s) {', '.join(map(repr, clashes))} clash with the "
+            f"constructor's own keyword arguments ({', '.join(sorted(CONSTRUCTOR_ARGS))}). "
+            "Rename them."
+        )
+        raise DefinitionError(msg)
+
+
+class Lifecycle(StateMachine, metaclass=LifecycleMeta):
+    """A strict python-statemachine ``StateMachine`` with typed events, context and history.
+
+    Declare states and transitions with python-statemachine's DSL, then optionally:
+
+    - ``Context``: a pydantic model of the instance's domain data; the constructor takes its
+      fields as keyword arguments (or a ready ``context=`` instance) and validates them.
+    - ``payloads``: ``{event_id: PydanticModel}``; data sent with that event is validated
+      before any guard or callback runs and reaches callbacks as ``payload`` and by field.
+    - ``schema_version``: bump it when the context model changes incompatibly.
+
+    Args:
+        clock: returns the current time as an aware ``datetime`` (default: UTC now).
+            History and time-based guards read time only through :meth:`now`.
+        listeners: python-statemachine listeners, as for ``StateMachine``.
+        model: an external object that stores the state (python-statemachine domain model).
+        state_field: the attribute of ``model`` that holds the state value.
+        context: a ready ``Context`` instance (instead of its fields as keywords).
+        **fields: the ``Context`` fields.
+
+    Raises:
+        PayloadError: the context fields do not validate.
+
+    ``allowed_events`` (python-statemachine's) lists events with a transition from the current
+    state *ignoring guards*; ``enabled_events(**data)`` evaluates the guards with the raw data
+    given. :meth:`explain` validates the payload first and reports every guard's verdict.
+    """
+
+    Context: ClassVar[type[BaseModel] | None] = None
+    """The pydantic model of this lifecycle's domain data, or ``None``."""
+
+    payloads: ClassVar[Mapping[str, type[BaseModel]]] = {}
+    """Payload models by event id; merged with those of base classes."""
+
+    schema_version: ClassVar[int] = 1
+    """Version of this lifecycle's snapshot shape (states and context); bump on breaking change."""
+
+    lifecycle_name: ClassVar[str | None] = None
+    """The registry name, set by ``registry.register(name)`` (inherited by subclasses)."""
+
+    _payload_models: ClassVar[dict[str, type[BaseModel]]] = {}
+    _event_ids: ClassVar[frozenset[str]] = frozenset()
+    _state_by_id: ClassVar[dict[str, State]] = {}
+    _id_by_value: ClassVar[dict[Any, str]] = {}
+
+    def __init__(
+        self,
+        *,
+        clock: Clock | None = None,
+        listeners: Iterable[object] | None = None,
+        model: Any = None,
+        state_field: str = "state",
+        context: BaseModel | None = None,
+        **fields: Any,
+    ) -> None:
+        if clock is not None and not callable(clock):
+            msg = f"clock must be a callable returning an aware datetime, got {clock!r}."
+            raise TypeError(msg)
+        self._clock: Clock = clock or utc_now
+        self._history: list[TransitionRecord] = []
+        self._revision = 0
+        self._pending: TriggerData | None = None
+        self._context = self._build_context(context, fields)
+        super().__init__(
+            model=model if model is not None else _StateHolder(),
+            state_field=state_field,
+            listeners=[_RECORDER, *(listeners or ())],
+        )
+
+    # -- context -------------------------------------------------------------------------
+
+    @classmethod
+    def _build_context(cls, given: BaseModel | None, fields: dict[str, Any]) -> BaseModel | None:
+        name = cls.__name__
+        model = cls.Context
+        if model is None:
+            if given is not None or fields:
+                data = fields or {"context": given}
+                errors = [(key, "unexpected field", value) for key, value in data.items()]
+                raise PayloadError(
+                    name, "context", errors, hint=f"{name} declares no Context model."
+                )
+            return None
+        if given is not None:
+            if fields or not isinstance(given, model):
+                msg = (
+                    f"{name}: pass either context={model.__name__}(...) or its fields as "
+                    f"keywords, not {type(given).__name__} and {sorted(fields)}."
+                )
+                raise PayloadError(name, "context", [("context", msg, given)])
+            return given
+        known = set(model.model_fields) | {
+            f.alias for f in model.model_fields.values() if f.alias is not None
+        }
+        unknown = [
+            (key, "unknown context field", fields[key]) for key in fields if key not in known
+        ]
+        if unknown:
+            raise PayloadError(
+                name,
+                "context",
+                unknown,
+                hint=f"{model.__name__} fields: {', '.join(sorted(model.model_fields))}.",
+            )
+        try:
+            return model.model_validate(fields)
+        except ValidationError as exc:
+            raise PayloadError(
+                name, "context", validation_errors(exc), hint=f"The context is {model.__name__}."
+            ) from None
+
+    @property
+    def context(self) -> Any:
+        """The validated ``Context`` instance (``None`` when the lifecycle declares none)."""
+        return self._context
+
+    # -- state, time and history ---------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        """The current state id, e.g. ``"running"``."""
+        return self._id_by_value[self.current_state_value]
+
+    @property
+    def state_value(self) -> Any:
+        """The current state's vendor value, e.g. ``"JOB_STATE_RUNNING"``."""
+        return self.current_state_value
+
+    @property
+    def is_finished(self) -> bool:
+        """Whether the instance is in a final state (no event is accepted any more)."""
+        return bool(self.states_map[self.current_state_value].final)
+
+    @property
+    def history(self) -> tuple[TransitionRecord, ...]:
+        """Every transition fired by this instance, oldest first."""
+        return tuple(self._history)
+
+    @property
+    def revision(self) -> int:
+        """How many transitions this instance has taken (stores use it for compare-and-set)."""
+        return self._revision
+
+    def now(self) -> datetime:
+        """The current time from this instance's clock, as an aware UTC ``datetime``.
+
+        Raises:
+            ValueError: the clock returned something other than an aware ``datetime``.
+        """
+        value = self._clock()
+        if not isinstance(value, datetime) or value.utcoffset() is None:
+            msg = (
+                f"{type(self).__name__}'s clock returned {value!r}; it must return an aware "
+                "datetime, e.g. datetime.now(UTC)."
+            )
+            raise ValueError(msg)
+        return value.astimezone(UTC)
+
+    def _record(self, event: str, source: State, target: State | None, payload: Any) -> None:
+        self._revision += 1
+        record = TransitionRecord.model_construct(
+            seq=self._history[-1].seq + 1 if self._history else 1,
+            event=str(event),
+            source=source.id,
+            target=(target or source).id,
+            payload=payload.model_dump(mode="json") if isinstance(payload, BaseModel) else None,
+            at=self.now(),
+        )
+        self._history.append(record)
+
+    # -- typed events and explanations (engine hooks) ------------------------------------
+
+    def _put_nonblocking(self, trigger_data: TriggerData, internal: bool = False) -> None:
+        event = trigger_data.event
+        if event is not None and event.id in self._event_ids:
+            trigger_data.kwargs = validate_payload(
+                type(self).__name__,
+                event.id,
+                self._payload_models.get(event.id),
+                trigger_data.args,
+                trigger_data.kwargs,
+            )
+            trigger_data.args = ()
+        if self._pending is None:
+            self._pending = trigger_data
+        try:
+            super()._put_nonblocking(trigger_data, internal=internal)
+        except TransitionRejected:
+            self._pending = None
+            raise
+        except TransitionNotAllowed:
+            # The engine stopped in a final state and refuses before selecting transitions.
+            self._pending = None
+            raise self._rejection(trigger_data) from None
+
+    def _processing_loop(self, caller_future: Any = None) -> Any:
+        pending = self._pending
+        try:
+            return super()._processing_loop(caller_future)
+        except TransitionRejected:
+            raise
+        except TransitionNotAllowed as err:
+            if pending is None or err.event is not pending.event:
+                raise
+            raise self._rejection(pending) from None
+        finally:
+            if pending is self._pending:
+                self._pending = None
+
+    def _rejection(self, trigger_data: TriggerData) -> TransitionRejected:
+        event = trigger_data.event
+        event_id = event.id if event is not None else ""
+        explanation = self._explain(event_id, trigger_data.kwargs)
+        return TransitionRejected(explanation, set(self.configuration), event)
+
+    def explain(self, event: str, /, *args: Any, **data: Any) -> Explanation:
+        """Say what ``event`` would do now, evaluating every guard, without firing it.
+
+        The data is validated as the event call would validate it.
+
+        Raises:
+            PayloadError: the data does not validate against the event's payload model.
+        """
+        event_id = str(event)
+        kwargs = data
+        if event_id in self._event_ids:
+            kwargs = validate_payload(
+                type(self).__name__, event_id, self._payload_models.get(event_id), args, data
+            )
+        return self._explain(event_id, kwargs)
+
+    def _explain(self, event_id: str, kwargs: dict[str, Any]) -> Explanation:
+        current = self.states_map[self.current_state_value]
+        candidates: list[Candidate] = []
+        if event_id in self._event_ids and not current.final:
+            bound = getattr(self, event_id)
+            for state in (current, *current.ancestors()):
+                for transition in state.transitions:
+                    if not transition.initial and transition.match(event_id):
+                        candidates.append(self._candidate(transition, bound, current, kwargs))
+        if event_id not in self._event_ids:
+            verdict = "unknown_event"
+        elif current.final:
+            verdict = "finished"
+        elif not candidates:
+            verdict = "no_transition"
+        elif any(c.passed for c in candidates):
+            verdict = "allowed"
+        else:
+            verdict = "guards_failed"
+        return Explanation(
+            machine=type(self).__name__,
+            event=event_id,
+            state=current.id,
+            state_value=str(current.value),
+            verdict=verdict,
+            candidates=tuple(candidates),
+            allowed_events=tuple(dict.fromkeys(str(e) for e in self.allowed_events)),
+        )
+
+    def _candidate(
+        self, transition: Transition, event: Any, current: State, kwargs: dict[str, Any]
+    ) -> Candidate:
+        injected = {
+            **kwargs,
+            "machine": self,
+            "model": self.model,
+            "event": event,
+            "source": transition.source,
+            "target": transition.target,
+            "state": current,
+            "transition": transition,
+        }
+        verdicts: list[GuardVerdict] = []
+        key = transition.cond.key
+        if key in self._callbacks:
+            for guard in self._callbacks[key]:
+                passed = bool(guard.call(**injected))
+                expected = guard.meta.expected_value is not False
+                verdicts.append(
+                    GuardVerdict(
+                        name=guard.meta.attr_name,
+                        kind="cond" if expected else "unless",
+                        value=passed if expected else not passed,
+                        passed=passed,
+                    )
+                )
+        target = transition.target
+        return Candidate(
+            source=transition.source.id,
+            target=target.id if target is not None else None,
+            guards=tuple(verdicts),
+            passed=all(v.passed for v in verdicts),
+        )
+
+    # -- snapshots -----------------------------------------------------------------------
+
+    @classmethod
+    def machine_key(cls) -> str:
+        """The name snapshots record: the registry name, else ``module:QualName``."""
+        return cls.lifecycle_name or f"{cls.__module__}:{cls.__qualname__}"
+
+    def snapshot(self) -> Snapshot:
+        """This instance as data: state id, context, history and revision.
+
+        The result round-trips through JSON (``snapshot.model_dump_json()`` and
+        ``Snapshot.model_validate_json``) and :meth:`restore` rebuilds the instance.
+        """
+        context = self._context
+        return Snapshot.model_construct(
+            machine=self.machine_key(),
+            schema_version=self.schema_version,
+            state=self.state,
+            context=context.model_dump(mode="json") if context is not None else None,
+            history=tuple(self._history),
+            revision=self._revision,
+        )
+
+    @classmethod
+    def restore(
+        cls,
+        snapshot: Snapshot | Mapping[str, Any] | str | bytes,
+        *,
+        clock: Clock | None = None,
+        listeners: Iterable[object] | None = None,
+    ) -> Self:
+        """Rebuild an instance from a snapshot, in its state, without running entry actions.
+
+        Args:
+            snapshot: a :class:`Snapshot`, its ``model_dump()`` or its JSON.
+            clock: the clock of the rebuilt instance.
+            listeners: python-statemachine listeners for the rebuilt instance.
+
+        Raises:
+            SnapshotError: the snapshot is malformed, names another machine, an unknown
+                state or another schema version, or its context does not validate.
+        """
+        snap = _coerce_snapshot(snapshot)
+        accepted = {
+            klass.machine_key()
+            for klass in cls.__mro__
+            if isinstance(klass, type) and issubclass(klass, Lifecycle) and klass.states_map
+        }
+        if snap.machine not in accepted:
+            msg = (
+                f"Snapshot is of lifecycle {snap.machine!r}, not {cls.machine_key()!r}; "
+                f"restore it with registry.restore(snapshot) or {snap.machine}'s class."
+            )
+            raise SnapshotError(msg)
+        if snap.schema_version != cls.schema_version:
+            msg = (
+                f"Snapshot of {snap.machine!r} has schema_version {snap.schema_version}, but "
+                f"{cls.__name__} is at schema_version {cls.schema_version}; migrate the "
+                "snapshot before restoring it."
+            )
+            raise SnapshotError(msg)
+        state = cls._state_by_id.get(snap.state)
+        if state is None:
+            msg = (
+                f"Snapshot of {snap.machine!r} is in unknown state {snap.state!r}. "
+                f"States of {cls.__name__}: {', '.join(cls._state_by_id)}."
+            )
+            raise SnapshotError(msg)
+        _check_history(snap)
+        context = cls._restore_context(snap)
+        instance = cls(
+            clock=clock,
+            listeners=listeners,
+            model=_StateHolder(state.value),
+            context=context,
+        )
+        instance._history = list(snap.history)
+        instance._revision = snap.revision
+        return instance
+
+    @classmethod
+    def _restore_context(cls, snap: Snapshot) -> BaseModel | None:
+        model = cls.Context
+        if model is None:
+            if snap.context:
+                msg = f"Snapshot of {snap.machine!r} has a context, but {cls.__name__} has none."
+                raise SnapshotError(msg)
+            return None
+        try:
+            return model.model_validate(snap.context or {})
+        except ValidationError as exc:
+            details = "; ".join(f"{f}: {m} (got {v!r})" for f, m, v in validation_errors(exc))
+            msg = f"Snapshot of {snap.machine!r} has an invalid context: {details}."
+            raise SnapshotError(msg) from None
+
+
+def _coerce_snapshot(snapshot: Snapshot | Mapping[str, Any] | str | bytes) -> Snapshot:
+    if isinstance(snapshot, Snapshot):
+        return snapshot
+    try:
+        if isinstance(snapshot, str | bytes):
+            return Snapshot.model_validate_json(snapshot)
+        return Snapshot.model_validate(snapshot)
+    except ValidationError as exc:
+        details = "; ".join(f"{f}: {m}" for f, m, _ in validation_errors(exc))
+        msg = f"Not a valid lifecycle snapshot: {details}."
+        raise SnapshotError(msg) from None
+
+
+def _check_history(snap: Snapshot) -> None:
+    history = snap.history
+    for expected, record in enumerate(history, start=1):
+        if record.seq != expected:
+            msg = (
+                f"Snapshot of {snap.machine!r} has a gap in its history: record {record.seq} "
+                f"where {expected} was expected."
+            )
+            raise SnapshotError(msg)
+    if history and history[-1].target != snap.state:
+        msg = (
+            f"Snapshot of {snap.machine!r} is in state {snap.state!r}, but its last history "
+            f"record ends in {history[-1].target!r}."
+        )
+        raise SnapshotError(msg)
+    if history and snap.revision < history[-1].seq:
+        msg = (
+            f"Snapshot of {snap.machine!r} has revision {snap.revision}, lower than its last "
+            f"history record ({history[-1].seq})."
+        )
+        raise SnapshotError(msg)

@@ -1,0 +1,184 @@
+"""Lifecycles by stable kebab-case name.
+
+Names are explicit (``@registry.register("dataflow-job")``), never found by scanning
+modules. Lifecycles of other distributions, and lifecyclekit's own built-ins, are found
+through the entry-point group ``lifecyclekit.machines``::
+
+    [project.entry-points."lifecyclekit.machines"]
+    billing-run = "billing.lifecycles:BillingRun"
+
+Entry points are listed by :meth:`Registry.names` without importing them, and loaded on
+first use. This registry is separate from python-statemachine's ``module.Class`` one.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Iterable, Mapping
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any, TypeVar
+
+from lifecyclekit.errors import DefinitionError, SnapshotError, UnknownLifecycle
+from lifecyclekit.lifecycle import Clock, Lifecycle, _coerce_snapshot
+from lifecyclekit.snapshot import Snapshot
+
+__all__ = ["ENTRY_POINT_GROUP", "RESERVED_NAMES", "Registry", "registry"]
+
+ENTRY_POINT_GROUP = "lifecyclekit.machines"
+
+RESERVED_NAMES = frozenset({"dataflow-job", "one-time-work", "periodic-work", "chained-work"})
+"""Names kept for lifecyclekit's built-in lifecycles (``lifecyclekit.machines``)."""
+
+_BUILTIN_PACKAGE = "lifecyclekit.machines"
+_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+
+L = TypeVar("L", bound=type[Lifecycle])
+
+
+class Registry:
+    """A mapping of kebab-case names to lifecycle classes.
+
+    Args:
+        discover: also consult the ``lifecyclekit.machines`` entry points (default ``True``).
+        entry_point_loader: returns the entry points to consult (tests inject their own).
+    """
+
+    def __init__(
+        self,
+        *,
+        discover: bool = True,
+        entry_point_loader: Callable[[], Iterable[EntryPoint]] | None = None,
+    ) -> None:
+        self._classes: dict[str, type[Lifecycle]] = {}
+        self._discover = discover
+        self._loader = entry_point_loader or (lambda: entry_points(group=ENTRY_POINT_GROUP))
+
+    def _entry_points(self) -> dict[str, EntryPoint]:
+        if not self._discover:
+            return {}
+        return {ep.name: ep for ep in self._loader()}
+
+    def register(self, name: str) -> Callable[[L], L]:
+        """Class decorator: register a lifecycle under ``name``.
+
+        Raises:
+            DefinitionError: the name is not kebab-case, is taken by another class, is
+                reserved for a built-in lifecycle, or the class is not a ``Lifecycle``.
+        """
+        if not isinstance(name, str) or not _NAME.match(name):
+            msg = (
+                f"Lifecycle name {name!r} is not kebab-case; use lowercase words joined by "
+                "hyphens, like 'billing-run'."
+            )
+            raise DefinitionError(msg)
+
+        def decorate(cls: L) -> L:
+            self._add(name, cls)
+            return cls
+
+        return decorate
+
+    def _add(self, name: str, cls: type[Lifecycle]) -> None:
+        if not (isinstance(cls, type) and issubclass(cls, Lifecycle)):
+            msg = f"registry.register({name!r}) decorates Lifecycle subclasses, not {cls!r}."
+            raise DefinitionError(msg)
+        if name in RESERVED_NAMES and not cls.__module__.startswith(_BUILTIN_PACKAGE):
+            msg = (
+                f"Lifecycle name {name!r} is reserved for lifecyclekit's built-in lifecycle; "
+                f"register {cls.__name__} under a name of your own, or subclass the built-in."
+            )
+            raise DefinitionError(msg)
+        existing = self._classes.get(name)
+        if existing is not None and existing is not cls:
+            msg = (
+                f"Lifecycle name {name!r} is already registered to "
+                f"{existing.__module__}.{existing.__qualname__}; choose another name for "
+                f"{cls.__module__}.{cls.__qualname__}."
+            )
+            raise DefinitionError(msg)
+        self._classes[name] = cls
+        if "lifecycle_name" not in vars(cls):
+            cls.lifecycle_name = name
+
+    def names(self) -> list[str]:
+        """Every registered or discoverable name, sorted (entry points are not imported)."""
+        return sorted(set(self._classes) | set(self._entry_points()))
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self.names()
+
+    def get(self, name: str) -> type[Lifecycle]:
+        """The lifecycle class registered under ``name``, loading its entry point if needed.
+
+        Raises:
+            UnknownLifecycle: no such name; the message lists the known names and the
+                closest match.
+            DefinitionError: the entry point does not load a ``Lifecycle`` subclass.
+        """
+        cls = self._classes.get(name)
+        if cls is not None:
+            return cls
+        entry = self._entry_points().get(name)
+        if entry is None:
+            raise self._unknown(name)
+        loaded = entry.load()
+        if not (isinstance(loaded, type) and issubclass(loaded, Lifecycle)):
+            msg = (
+                f"Entry point {name!r} ({entry.value}) in group {ENTRY_POINT_GROUP!r} loads "
+                f"{loaded!r}, which is not a Lifecycle subclass."
+            )
+            raise DefinitionError(msg)
+        registered = self._classes.get(name)
+        if registered is None:
+            self._add(name, loaded)
+        elif registered is not loaded:
+            msg = (
+                f"Entry point {name!r} loads {loaded.__qualname__}, but importing it registered "
+                f"{registered.__qualname__} under that name."
+            )
+            raise DefinitionError(msg)
+        return loaded
+
+    def _unknown(self, name: str) -> UnknownLifecycle:
+        known = self.names()
+        close = difflib.get_close_matches(str(name), known, n=1)
+        hint = f"Did you mean {close[0]!r}?" if close else ""
+        if name in RESERVED_NAMES:
+            hint = (
+                f"{name!r} is reserved for a lifecyclekit built-in that this installation "
+                "does not provide."
+            )
+        return UnknownLifecycle(str(name), known, hint=hint)
+
+    def create(self, name: str, *, clock: Clock | None = None, **kwargs: Any) -> Lifecycle:
+        """A new instance of the lifecycle ``name``.
+
+        Constructor keywords (``clock``, ``listeners``, ...) pass through; the rest is context.
+        """
+        return self.get(name)(clock=clock, **kwargs)
+
+    def restore(
+        self,
+        snapshot: Snapshot | Mapping[str, Any] | str | bytes,
+        *,
+        clock: Clock | None = None,
+        listeners: Iterable[object] | None = None,
+    ) -> Lifecycle:
+        """Rebuild an instance from a snapshot of any registered lifecycle.
+
+        Raises:
+            SnapshotError: the snapshot is malformed, names no registered lifecycle, or
+                does not fit it (see :meth:`Lifecycle.restore`).
+        """
+        snap = _coerce_snapshot(snapshot)
+        try:
+            cls = self.get(snap.machine)
+        except UnknownLifecycle as err:
+            msg = f"Cannot restore the snapshot: {err}"
+            raise SnapshotError(msg) from None
+        return cls.restore(snap, clock=clock, listeners=listeners)
+
+
+registry = Registry()
+"""The process-wide registry: ``registry.get("dataflow-job")``."""

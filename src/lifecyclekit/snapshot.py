@@ -1,0 +1,60 @@
+"""Transition records and snapshots: a lifecycle as data.
+
+A :class:`Snapshot` is a versioned, JSON-round-tripping pydantic model of one lifecycle
+instance (never the live machine, never pickle). :class:`TransitionRecord` is the one
+record type that history, stores and listeners share.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+__all__ = ["Snapshot", "TransitionRecord"]
+
+
+class TransitionRecord(BaseModel):
+    """One fired transition."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    seq: int = Field(ge=1)
+    """Position in the instance's history, from 1, without gaps."""
+    event: str
+    """The event id that fired the transition."""
+    source: str
+    """State id before the transition."""
+    target: str
+    """State id after the transition."""
+    payload: dict[str, Any] | None = None
+    """The validated payload in JSON form, or ``None`` for events without one."""
+    at: AwareDatetime
+    """When it fired, on the lifecycle's clock, in UTC."""
+
+    @field_validator("at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value if value.utcoffset() == timedelta(0) else value.astimezone(UTC)
+
+
+class Snapshot(BaseModel):
+    """A lifecycle instance as data: enough to rebuild it exactly.
+
+    Rebuild one with ``Lifecycle.restore(snapshot)`` or ``registry.restore(snapshot)``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    machine: str
+    """The registry name of the lifecycle (or ``module:QualName`` for unregistered ones)."""
+    schema_version: int = Field(ge=1)
+    """The lifecycle class's ``schema_version`` when the snapshot was taken."""
+    state: str
+    """The current state id."""
+    context: dict[str, Any] | None = None
+    """The context model in JSON form, or ``None`` for lifecycles without context."""
+    history: tuple[TransitionRecord, ...] = ()
+    revision: int = Field(default=0, ge=0)
+    """How many transitions this instance has taken; stores use it for compare-and-set."""

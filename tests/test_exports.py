@@ -1,0 +1,43 @@
+"""The façade's export list is pinned, sorted and complete."""
+
+from __future__ import annotations
+
+import lifecyclekit
+
+
+def test_all_is_sorted_and_matches_public_names() -> None:
+    """__all__ lists exactly the public names of the package, in sorted order."""
+    public = {
+        name
+        for name in vars(lifecyclekit)
+        if not name.startswith("_")
+        and not isinstance(getattr(lifecyclekit, name), type(lifecyclekit))
+        and name != "annotations"
+    }
+    assert lifecyclekit.__all__ == sorted(lifecyclekit.__all__)
+    assert set(lifecyclekit.__all__) == public
+
+
+def test_pinned_export_list() -> None:
+    """Changing the public surface is a deliberate act: update this list and the changelog."""
+    assert lifecyclekit.__all__ == [
+        "Candidate",
+        "Clock",
+        "DefinitionError",
+        "Event",
+        "Explanation",
+        "GuardVerdict",
+        "Lifecycle",
+        "LifecycleError",
+        "PayloadError",
+        "Registry",
+        "Snapshot",
+        "SnapshotError",
+        "State",
+        "TransitionNotAllowed",
+        "TransitionRecord",
+        "TransitionRejected",
+        "UnknownLifecycle",
+        "registry",
+        "utc_now",
+    ]
