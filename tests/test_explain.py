@@ -79,7 +79,8 @@ def test_explain_with_two_candidates_and_an_unless_guard() -> None:
             ["cancel"],
             "start",
             "finished",
-            "Can't start Ticket in CANCELLED: CANCELLED is a final state; no event is accepted.",
+            "Can't start Ticket in CANCELLED: the Ticket has terminated in state CANCELLED; "
+            "a final state accepts no event.",
             id="finished",
         ),
         pytest.param(

@@ -19,9 +19,9 @@ from lifecyclekit.errors import (
     UnknownLifecycle,
 )
 from lifecyclekit.explain import Candidate, Explanation, GuardVerdict
-from lifecyclekit.lifecycle import Clock, Lifecycle, utc_now
+from lifecyclekit.lifecycle import Clock, Lifecycle, TransitionInfo, utc_now
 from lifecyclekit.registry import Registry, registry
-from lifecyclekit.snapshot import Snapshot, TransitionRecord
+from lifecyclekit.snapshot import Provenance, Snapshot, TransitionRecord
 
 __version__ = "0.1.0.dev0"
 
@@ -35,10 +35,12 @@ __all__ = [
     "Lifecycle",
     "LifecycleError",
     "PayloadError",
+    "Provenance",
     "Registry",
     "Snapshot",
     "SnapshotError",
     "State",
+    "TransitionInfo",
     "TransitionNotAllowed",
     "TransitionRecord",
     "TransitionRejected",

@@ -78,7 +78,10 @@ class Explanation(BaseModel):
             target = next(c.target for c in self.candidates if c.passed)
             return f"{self.event} is allowed in {self.state_value} (to {target})"
         if self.verdict == "finished":
-            return f"{head}: {self.state_value} is a final state; no event is accepted."
+            return (
+                f"{head}: the {self.machine} has terminated in state {self.state_value}; "
+                "a final state accepts no event."
+            )
         allowed = ", ".join(self.allowed_events) or "none"
         if self.verdict == "unknown_event":
             return (

@@ -16,11 +16,12 @@ private python-statemachine names lifecyclekit touches; ``tests/test_engine_hook
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Self, cast
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from statemachine import StateMachine
 from statemachine.exceptions import TransitionNotAllowed
 from statemachine.factory import StateMachineMetaclass
@@ -28,19 +29,21 @@ from statemachine.factory import StateMachineMetaclass
 from lifecyclekit.errors import DefinitionError, PayloadError, SnapshotError, TransitionRejected
 from lifecyclekit.events import build_payload_table, validate_payload, validation_errors
 from lifecyclekit.explain import Candidate, Explanation, GuardVerdict
-from lifecyclekit.snapshot import Snapshot, TransitionRecord
+from lifecyclekit.snapshot import Provenance, Snapshot, TransitionRecord
 
 if TYPE_CHECKING:
     from statemachine.event_data import TriggerData
     from statemachine.state import State
     from statemachine.transition import Transition
 
-__all__ = ["Clock", "Lifecycle", "utc_now"]
+__all__ = ["Clock", "Lifecycle", "TransitionInfo", "utc_now"]
 
 Clock = Callable[[], datetime]
 """A callable returning an aware ``datetime``; lifecycles read time only through it."""
 
-CONSTRUCTOR_ARGS = frozenset({"clock", "listeners", "model", "state_field", "context"})
+CONSTRUCTOR_ARGS = frozenset(
+    {"clock", "listeners", "model", "state_field", "context", "start_value"}
+)
 """Keyword arguments of ``Lifecycle.__init__`` itself; no context field may take these names."""
 
 
@@ -96,6 +99,41 @@ class LifecycleMeta(StateMachineMetaclass):
         )
         lifecycle._state_by_id = {state.id: state for state in states}
         lifecycle._id_by_value = {state.value: state.id for state in states}
+        provenance: dict[tuple[str, str, str], Provenance] = {}
+        for klass in reversed(cls.__mro__):
+            provenance.update(vars(klass).get("provenance", None) or {})
+        lifecycle._provenance = _check_provenance(name, provenance, lifecycle) if states else {}
+
+
+def _edges(cls: type[Lifecycle]) -> Iterator[tuple[str, State, Transition]]:
+    for state in cls.states_map.values():
+        for transition in state.transitions:
+            if transition.initial:
+                continue
+            for event in transition.events:
+                yield str(event), state, transition
+
+
+def _check_provenance(
+    name: str, table: Mapping[tuple[str, str, str], Provenance], cls: type[Lifecycle]
+) -> dict[tuple[str, str, str], Provenance]:
+    edges = {
+        (event, source.id, (transition.target or source).id)
+        for event, source, transition in _edges(cls)
+    }
+    unknown = sorted(set(table) - edges)
+    if unknown:
+        msg = (
+            f"{name}.provenance names transitions that {name} does not have: "
+            f"{', '.join(f'{e} {s}->{t}' for e, s, t in unknown)}. Keys are "
+            "(event, source state id, target state id)."
+        )
+        raise DefinitionError(msg)
+    for key, value in table.items():
+        if not isinstance(value, Provenance):
+            msg = f"{name}.provenance[{key!r}] must be a lifecyclekit.Provenance, got {value!r}."
+            raise DefinitionError(msg)
+    return dict(table)
 
 
 def _check_context(name: str, context: object) -> None:
@@ -131,6 +169,8 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
         listeners: python-statemachine listeners, as for ``StateMachine``.
         model: an external object that stores the state (python-statemachine domain model).
         state_field: the attribute of ``model`` that holds the state value.
+        start_value: the value of the state to start in instead of the initial state
+            (entry actions run, as python-statemachine's ``start_value`` does).
         context: a ready ``Context`` instance (instead of its fields as keywords).
         **fields: the ``Context`` fields.
 
@@ -154,6 +194,11 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
     lifecycle_name: ClassVar[str | None] = None
     """The registry name, set by ``registry.register(name)`` (inherited by subclasses)."""
 
+    provenance: ClassVar[Mapping[tuple[str, str, str], Provenance]] = {}
+    """Where each transition comes from, keyed by ``(event, source id, target id)``;
+    merged with those of base classes. Read it through :meth:`transition_table`."""
+
+    _provenance: ClassVar[dict[tuple[str, str, str], Provenance]] = {}
     _payload_models: ClassVar[dict[str, type[BaseModel]]] = {}
     _event_ids: ClassVar[frozenset[str]] = frozenset()
     _state_by_id: ClassVar[dict[str, State]] = {}
@@ -167,6 +212,7 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
         model: Any = None,
         state_field: str = "state",
         context: BaseModel | None = None,
+        start_value: Any = None,
         **fields: Any,
     ) -> None:
         if clock is not None and not callable(clock):
@@ -176,10 +222,13 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
         self._history: list[TransitionRecord] = []
         self._revision = 0
         self._pending: TriggerData | None = None
+        self._record_at: datetime | None = None
+        self._record_inferred = False
         self._context = self._build_context(context, fields)
         super().__init__(
             model=model if model is not None else _StateHolder(),
             state_field=state_field,
+            start_value=start_value,
             listeners=[_RECORDER, *(listeners or ())],
         )
 
@@ -263,7 +312,7 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
         Raises:
             ValueError: the clock returned something other than an aware ``datetime``.
         """
-        value = self._clock()
+        value = self._record_at if self._record_at is not None else self._clock()
         if not isinstance(value, datetime) or value.utcoffset() is None:
             msg = (
                 f"{type(self).__name__}'s clock returned {value!r}; it must return an aware "
@@ -271,6 +320,48 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
             )
             raise ValueError(msg)
         return value.astimezone(UTC)
+
+    @contextmanager
+    def recording(self, *, at: datetime | None = None, inferred: bool = False) -> Iterator[None]:
+        """Record the transitions fired inside the block as of ``at``, optionally inferred.
+
+        For changes reported by an outside system with their own time (``at`` becomes the
+        records' ``at`` and what :meth:`now` returns inside the block, so time guards judge
+        as of then), and for transitions a lifecycle infers rather than sees.
+
+        Raises:
+            ValueError: ``at`` is not an aware ``datetime``.
+        """
+        if at is not None and (not isinstance(at, datetime) or at.utcoffset() is None):
+            msg = f"at must be an aware datetime, got {at!r}."
+            raise ValueError(msg)
+        saved = (self._record_at, self._record_inferred)
+        self._record_at, self._record_inferred = at, inferred
+        try:
+            yield
+        finally:
+            self._record_at, self._record_inferred = saved
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """All or nothing: if the block raises, state, context, history and revision return
+        to what they were when it began (callbacks' own side effects are not undone).
+
+        For commands that fire several events (an inferred path, a sync) and must not stop
+        half-way. A block that reaches a final state must not raise afterwards.
+        """
+        state = self.current_state_value
+        context = self._context.model_copy(deep=True) if self._context is not None else None
+        length, revision = len(self._history), self._revision
+        try:
+            yield
+        except BaseException:
+            if self.current_state_value != state:
+                self.current_state_value = state
+            self._context = context
+            del self._history[length:]
+            self._revision = revision
+            raise
 
     def _record(self, event: str, source: State, target: State | None, payload: Any) -> None:
         self._revision += 1
@@ -281,6 +372,7 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
             target=(target or source).id,
             payload=payload.model_dump(mode="json") if isinstance(payload, BaseModel) else None,
             at=self.now(),
+            inferred=self._record_inferred,
         )
         self._history.append(record)
 
@@ -409,6 +501,32 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
             passed=all(v.passed for v in verdicts),
         )
 
+    # -- introspection -------------------------------------------------------------------
+
+    @classmethod
+    def transition_table(cls) -> list[TransitionInfo]:
+        """Every transition as data, in declaration order: event, source, target, guards,
+        payload model and provenance (for ``show``, diagrams, docs and tests)."""
+        rows = []
+        for event, source, transition in _edges(cls):
+            target = (transition.target or source).id
+            guards = tuple(
+                f"!{spec.attr_name}" if spec.expected_value is False else str(spec.attr_name)
+                for spec in transition.cond
+            )
+            payload = cls._payload_models.get(event)
+            rows.append(
+                TransitionInfo(
+                    event=event,
+                    source=source.id,
+                    target=target,
+                    guards=guards,
+                    payload=payload.__name__ if payload is not None else None,
+                    provenance=cls._provenance.get((event, source.id, target)),
+                )
+            )
+        return rows
+
     # -- snapshots -----------------------------------------------------------------------
 
     @classmethod
@@ -503,6 +621,21 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
             details = "; ".join(f"{f}: {m} (got {v!r})" for f, m, v in validation_errors(exc))
             msg = f"Snapshot of {snap.machine!r} has an invalid context: {details}."
             raise SnapshotError(msg) from None
+
+
+class TransitionInfo(BaseModel):
+    """One declared transition of a lifecycle class, as data."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event: str
+    source: str
+    target: str
+    guards: tuple[str, ...]
+    """Guard names; ``unless`` guards are prefixed with ``!``."""
+    payload: str | None
+    """The name of the event's payload model, if any."""
+    provenance: Provenance | None
 
 
 def _coerce_snapshot(snapshot: Snapshot | Mapping[str, Any] | str | bytes) -> Snapshot:

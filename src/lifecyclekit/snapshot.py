@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["Snapshot", "TransitionRecord"]
+__all__ = ["Provenance", "Snapshot", "TransitionRecord"]
 
 
 class TransitionRecord(BaseModel):
@@ -31,12 +31,29 @@ class TransitionRecord(BaseModel):
     payload: dict[str, Any] | None = None
     """The validated payload in JSON form, or ``None`` for events without one."""
     at: AwareDatetime
-    """When it fired, on the lifecycle's clock, in UTC."""
+    """When it fired, on the lifecycle's clock (or as reported, see ``recording``), in UTC."""
+    inferred: bool = False
+    """The transition was not seen but inferred (a missed intermediate state)."""
 
     @field_validator("at")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
         return value if value.utcoffset() == timedelta(0) else value.astimezone(UTC)
+
+
+class Provenance(BaseModel):
+    """Where a transition comes from: a row of a specification and the sentence it rests on."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    row: str
+    """The specification's row id, e.g. ``"T12"``."""
+    source: str
+    """The sentence or rule the transition rests on, quoted or paraphrased."""
+    driver: str = ""
+    """Who causes it (e.g. ``"service"``, ``"user"``), where the specification says."""
+    rule_set: str = ""
+    """The rule set that adds it, where a lifecycle has several (e.g. ``"observed"``)."""
 
 
 class Snapshot(BaseModel):
