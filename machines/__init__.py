@@ -7,4 +7,11 @@ finds them through the ``lifecyclekit.machines`` entry points declared in
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from .dataflow_job import (
+    DataflowJob,
+    DataflowJobContext,
+    JobChange,
+    ObservedDataflowJob,
+)
+
+__all__ = ["DataflowJob", "DataflowJobContext", "JobChange", "ObservedDataflowJob"]

@@ -112,7 +112,12 @@ class TransitionRejected(LifecycleError, TransitionNotAllowed):
     """
 
     def __init__(
-        self, explanation: Explanation, configuration: Any = None, event: Any = None
+        self,
+        explanation: Explanation,
+        configuration: Any = None,
+        event: Any = None,
+        *,
+        message: str | None = None,
     ) -> None:
         self.explanation = explanation
         # psm's own exception carries the Event object (a str subclass equal to its id).
@@ -120,11 +125,18 @@ class TransitionRejected(LifecycleError, TransitionNotAllowed):
         self.state = explanation.state
         self.reasons = explanation.candidates
         self.configuration = configuration if configuration is not None else set()
-        msg = explanation.message()
+        msg = message or explanation.message()
+        self.message = msg
         # TransitionNotAllowed.__init__ formats its own message; set ours directly.
         Exception.__init__(self, msg)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # The live State and Event objects hold weak references to their machine; the
         # explanation alone is plain data and rebuilds the same message.
-        return (type(self), (self.explanation,))
+        return (_rebuild_rejection, (type(self), self.explanation, self.message))
+
+
+def _rebuild_rejection(
+    cls: type[TransitionRejected], explanation: Explanation, message: str
+) -> TransitionRejected:
+    return cls(explanation, message=message)

@@ -421,6 +421,19 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
         explanation = self._explain(event_id, trigger_data.kwargs)
         return TransitionRejected(explanation, set(self.configuration), event)
 
+    def rejection(self, action: str, reason: str) -> TransitionRejected:
+        """Build the refusal a lifecycle's own command raises, worded like the built-in ones:
+        ``Can't <action> <Machine> in <STATE_VALUE>: <reason>``.
+
+        Args:
+            action: what was attempted (an event id, or a command like ``"observe"``).
+            reason: why it is refused.
+        """
+        explanation = self._explain(str(action), {})
+        current = self.states_map[self.current_state_value]
+        message = f"Can't {action} {type(self).__name__} in {current.value}: {reason}"
+        return TransitionRejected(explanation, set(self.configuration), message=message)
+
     def explain(self, event: str, /, *args: Any, **data: Any) -> Explanation:
         """Say what ``event`` would do now, evaluating every guard, without firing it.
 

@@ -1,0 +1,336 @@
+"""Dataflow facts as data: state names and numbers, provenance rows, reading ``Job`` messages.
+
+Everything here works without ``google-cloud-dataflow-client``; members of its enums and its
+``Job`` messages are read by duck typing (``.name``, ``"field" in message``), and the client
+itself is imported only by :func:`dataflow_client`.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import AwareDatetime, TypeAdapter, ValidationError
+
+from lifecyclekit import PayloadError, Provenance
+
+JOB_STATE_NAMES = (
+    "unknown",
+    "stopped",
+    "running",
+    "done",
+    "failed",
+    "cancelled",
+    "updated",
+    "draining",
+    "drained",
+    "pending",
+    "cancelling",
+    "queued",
+    "resource_cleaning_up",
+    "pausing",
+    "paused",
+)
+"""State ids in ``JobState`` number order (0-14)."""
+
+JOB_TYPE_NAMES = {0: "JOB_TYPE_UNKNOWN", 1: "JOB_TYPE_BATCH", 2: "JOB_TYPE_STREAMING"}
+
+REQUESTABLE = frozenset(
+    {
+        "JOB_STATE_RUNNING",
+        "JOB_STATE_STOPPED",
+        "JOB_STATE_CANCELLED",
+        "JOB_STATE_DONE",
+        "JOB_STATE_DRAINED",
+        "JOB_STATE_DRAINING",
+    }
+)
+"""What an ``UpdateJob`` may ask for (spec §2.1); DRAINED and DRAINING both mean drain."""
+
+_BY_API_NAME = {f"JOB_STATE_{s.upper()}": s for s in JOB_STATE_NAMES}
+_TIME = TypeAdapter(AwareDatetime)
+_INSTALL = "pip install 'lifecyclekit[dataflow]'"
+
+
+def api_name(state_id: str) -> str:
+    """``"running"`` -> ``"JOB_STATE_RUNNING"``."""
+    return f"JOB_STATE_{state_id.upper()}"
+
+
+def _bad(machine: str, action: str, field: str, message: str, value: Any) -> PayloadError:
+    return PayloadError(
+        machine,
+        action,
+        [(field, message, value)],
+        hint=f"JobState names: {', '.join(_BY_API_NAME)} (or their numbers 0-14).",
+    )
+
+
+def parse_state(value: Any, machine: str, action: str, field: str = "state") -> str:
+    """A state id from an API name, a number, a client ``JobState`` member or a state id.
+
+    Raises:
+        PayloadError: an unknown name, or a number that is not a JobState (unrecognized).
+    """
+    if isinstance(value, enum.Enum):
+        value = value.name
+    if isinstance(value, bool):
+        raise _bad(machine, action, field, "not a JobState", value)
+    if isinstance(value, int):
+        if 0 <= value < len(JOB_STATE_NAMES):
+            return JOB_STATE_NAMES[value]
+        raise _bad(machine, action, field, f"unrecognized JobState number {value}", value)
+    if isinstance(value, str):
+        if value in _BY_API_NAME:
+            return _BY_API_NAME[value]
+        if value in JOB_STATE_NAMES:
+            return value
+    raise _bad(machine, action, field, "unknown JobState", value)
+
+
+def parse_job_type(value: Any) -> str | None:
+    """``"JOB_TYPE_BATCH"``, 1 or ``JobType.JOB_TYPE_BATCH`` -> ``"JOB_TYPE_BATCH"``;
+    ``None`` for anything else (the caller's validation then reports it)."""
+    if isinstance(value, enum.Enum):
+        value = value.name
+    if isinstance(value, int) and not isinstance(value, bool):
+        return JOB_TYPE_NAMES.get(value)
+    if isinstance(value, str) and value in JOB_TYPE_NAMES.values():
+        return value
+    return None
+
+
+@dataclass(frozen=True)
+class JobFields:
+    """The lifecycle-relevant fields of one ``Job`` response; ``None`` means absent."""
+
+    id: str | None = None
+    name: str | None = None
+    project_id: str | None = None
+    location: str | None = None
+    job_type: str | None = None
+    current_state: str | None = None
+    current_state_time: datetime | None = None
+    requested_state: str | None = None
+    replace_job_id: str | None = None
+    replaced_by_job_id: str | None = None
+
+
+# (REST camelCase key, proto-plus attribute) per JobFields field.
+_KEYS = {
+    "id": ("id", "id"),
+    "name": ("name", "name"),
+    "project_id": ("projectId", "project_id"),
+    "location": ("location", "location"),
+    "job_type": ("type", "type_"),
+    "current_state": ("currentState", "current_state"),
+    "current_state_time": ("currentStateTime", "current_state_time"),
+    "requested_state": ("requestedState", "requested_state"),
+    "replace_job_id": ("replaceJobId", "replace_job_id"),
+    "replaced_by_job_id": ("replacedByJobId", "replaced_by_job_id"),
+}
+
+
+def _raw_fields(job: Any, machine: str) -> dict[str, Any]:
+    if isinstance(job, str | bytes):
+        try:
+            job = json.loads(job)
+        except json.JSONDecodeError as exc:
+            raise PayloadError(machine, "sync", [("job", f"not JSON: {exc}", job)]) from None
+    if isinstance(job, dict):
+        raw = {}
+        for field, (camel, snake) in _KEYS.items():
+            for key in (camel, snake):
+                if job.get(key) not in (None, ""):
+                    raw[field] = job[key]
+                    break
+        return raw
+    if hasattr(job, "current_state") and hasattr(type(job), "pb"):
+        # A proto-plus message: `"field" in message` is False for unset (default) fields.
+        return {field: getattr(job, attr) for field, (_, attr) in _KEYS.items() if attr in job}
+    msg = (
+        f"expected a dataflow_v1beta3.Job message, a REST Job dict or its JSON text, "
+        f"got {type(job).__name__}"
+    )
+    raise PayloadError(machine, "sync", [("job", msg, job)])
+
+
+def read_job(job: Any, machine: str) -> JobFields:
+    """Read a ``Job`` message or REST JSON into :class:`JobFields`, validating every value.
+
+    State names are read from the raw JSON, never through ``Job.from_json(...,
+    ignore_unknown_fields=True)``, which silently turns an unknown name into UNKNOWN.
+
+    Raises:
+        PayloadError: an unknown state or job type, or a malformed time.
+    """
+    raw = _raw_fields(job, machine)
+    values: dict[str, Any] = {}
+    for field, value in raw.items():
+        if field in ("current_state", "requested_state"):
+            state = parse_state(value, machine, "sync", field)
+            if state != "unknown":  # 0 / UNKNOWN carries no information.
+                values[field] = state if field == "current_state" else api_name(state)
+        elif field == "job_type":
+            job_type = parse_job_type(value)
+            if job_type is None:
+                msg = f"unknown job type; expected one of {', '.join(JOB_TYPE_NAMES.values())}"
+                raise PayloadError(machine, "sync", [("type", msg, value)])
+            values[field] = job_type
+        elif field == "current_state_time":
+            try:
+                values[field] = _TIME.validate_python(value)
+            except ValidationError:
+                msg = "not an RFC 3339 timestamp with a zone"
+                raise PayloadError(machine, "sync", [("currentStateTime", msg, value)]) from None
+        else:
+            values[field] = str(value)
+    return JobFields(**values)
+
+
+def dataflow_client() -> Any:
+    """The ``google.cloud.dataflow_v1beta3`` module, or an ImportError saying how to get it."""
+    try:
+        from google.cloud import dataflow_v1beta3
+    except ImportError as exc:
+        msg = f"This needs google-cloud-dataflow-client: {_INSTALL}"
+        raise ImportError(msg) from exc
+    return dataflow_v1beta3
+
+
+def _row(row: str, driver: str, source: str, rule_set: str = "documented") -> Provenance:
+    return Provenance(row=row, driver=driver, source=source, rule_set=rule_set)
+
+
+_FIRST = (
+    "JOB_STATE_UNKNOWN is the proto3 default ('The job's run state isn't specified'); the first "
+    "real state observed is accepted as an initial observation (spec §1.5, §1.4)."
+)
+_P3_CANCEL = (
+    "P3: PAUSING/PAUSED are 'not implemented yet'; CANCELLED 'may only be set via a Cloud "
+    "Dataflow UpdateJob call, and only if the job has not yet reached another terminal state'."
+)
+_P3_DONE = (
+    "P3: PAUSING/PAUSED are 'not implemented yet'; DONE 'may also be set via a Cloud Dataflow "
+    "UpdateJob call, if the job has not yet reached a terminal state'."
+)
+
+PROVENANCE: dict[tuple[str, str, str], Provenance] = {
+    **{("discover", "unknown", s): _row("I0", "service", _FIRST) for s in JOB_STATE_NAMES[1:]},
+    ("start", "stopped", "running"): _row(
+        "T1", "user", "UpdateJob may be used to switch between the JOB_STATE_STOPPED and "
+        "JOB_STATE_RUNNING states (requested_state)."
+    ),
+    ("stop", "running", "stopped"): _row(
+        "T2", "user", "UpdateJob may be used to switch between the JOB_STATE_STOPPED and "
+        "JOB_STATE_RUNNING states (requested_state)."
+    ),
+    ("cancel", "stopped", "cancelled"): _row(
+        "T3", "user", "CANCELLED: 'only if the job has not yet reached another terminal state'."
+    ),
+    ("complete", "stopped", "done"): _row(
+        "T4", "user", "DONE: 'may also be set via a Cloud Dataflow UpdateJob call, if the job "
+        "has not yet reached a terminal state'."
+    ),
+    ("launch", "queued", "pending"): _row(
+        "T5", "service", "'Jobs that are queued may only transition to JOB_STATE_PENDING or "
+        "JOB_STATE_CANCELLED.'"
+    ),
+    ("cancel", "queued", "cancelled"): _row(
+        "T6", "user", "'Jobs that are queued may only transition to JOB_STATE_PENDING or "
+        "JOB_STATE_CANCELLED'; CANCELLED 'only ... via ... UpdateJob'."
+    ),
+    ("run", "pending", "running"): _row(
+        "T7", "service", "'Jobs that are pending may only transition to JOB_STATE_RUNNING, or "
+        "JOB_STATE_FAILED.'"
+    ),
+    ("fail", "pending", "failed"): _row(
+        "T8", "service", "'Jobs that are pending may only transition to JOB_STATE_RUNNING, or "
+        "JOB_STATE_FAILED.'"
+    ),
+    ("complete", "running", "done"): _row(
+        "T9", "service or user", "DONE 'may be set by the Cloud Dataflow service, as a "
+        "transition from JOB_STATE_RUNNING' or 'via a Cloud Dataflow UpdateJob call'."
+    ),
+    ("fail", "running", "failed"): _row(
+        "T10", "service", "FAILED 'may only be set by the Cloud Dataflow service, and only as a "
+        "transition from JOB_STATE_RUNNING'."
+    ),
+    ("cancel_now", "running", "cancelled"): _row(
+        "T11", "user", "UpdateJob can 'change a job's state from JOB_STATE_RUNNING to "
+        "JOB_STATE_CANCELLED, JOB_STATE_DONE, or JOB_STATE_DRAINED'."
+    ),
+    ("cancel", "running", "cancelling"): _row(
+        "T12", "user→service", "CANCELLING: 'has been explicitly cancelled and is in the "
+        "process of stopping' (inferred entry; jobs.list shows CANCELLING with "
+        "requestedState CANCELLED)."
+    ),
+    ("finish_cancel", "cancelling", "cancelled"): _row(
+        "T13", "service", "'Jobs that are cancelling may only transition to "
+        "JOB_STATE_CANCELLED or JOB_STATE_FAILED.'"
+    ),
+    ("fail", "cancelling", "failed"): _row(
+        "T14", "service", "'Jobs that are cancelling may only transition to "
+        "JOB_STATE_CANCELLED or JOB_STATE_FAILED.'"
+    ),
+    ("replace", "running", "updated"): _row(
+        "T15", "replacement", "UPDATED 'may only be set by the Cloud Dataflow service, and only "
+        "as a transition from JOB_STATE_RUNNING' (a CreateJob with replaceJobId)."
+    ),
+    ("drain", "running", "draining"): _row(
+        "T16", "user", "DRAINING 'may be set via a Cloud Dataflow UpdateJob call, but only as a "
+        "transition from JOB_STATE_RUNNING'; drain 'applies only to streaming pipelines'."
+    ),
+    ("finish_drain", "draining", "drained"): _row(
+        "T17", "service", "DRAINED 'may only be set by the Cloud Dataflow service, and only as "
+        "a transition from JOB_STATE_DRAINING'."
+    ),
+    ("cancel", "draining", "cancelled"): _row(
+        "T18", "user", "'Jobs that are draining may only transition to JOB_STATE_DRAINED, "
+        "JOB_STATE_CANCELLED, or JOB_STATE_FAILED.'"
+    ),
+    ("fail", "draining", "failed"): _row(
+        "T19", "service", "'Jobs that are draining may only transition to JOB_STATE_DRAINED, "
+        "JOB_STATE_CANCELLED, or JOB_STATE_FAILED.'"
+    ),
+    ("clean_up", "running", "resource_cleaning_up"): _row(
+        "T20", "service", "RESOURCE_CLEANING_UP: 'the batch job's associated resources are "
+        "currently being cleaned up after a successful run' (inferred entry)."
+    ),
+    ("complete", "resource_cleaning_up", "done"): _row(
+        "T21", "service", "The only sensible exit of 'cleaned up after a successful run' "
+        "(inferred; corroborated by O1's source)."
+    ),
+    ("cancel", "resource_cleaning_up", "cancelled"): _row(
+        "T22", "user", "P3: CANCELLED is allowed from any non-terminal state via UpdateJob."
+    ),
+    ("cancel", "pausing", "cancelled"): _row("P3", "user", _P3_CANCEL),
+    ("complete", "pausing", "done"): _row("P3", "user", _P3_DONE),
+    ("cancel", "paused", "cancelled"): _row("P3", "user", _P3_CANCEL),
+    ("complete", "paused", "done"): _row("P3", "user", _P3_DONE),
+    ("fail", "resource_cleaning_up", "failed"): _row(
+        "O1", "service", "DataflowTemplates PR #774: 'This state will pass through even for "
+        "failing jobs, so it could be either in DONE or FAILED states.'", "observed"
+    ),
+    ("replace", "draining", "updated"): _row(
+        "O2", "replacement", "Beam PR #12789 'Support updating from a job in DRAINING state': "
+        "replaceJobId may name a RUNNING or DRAINING job.", "observed"
+    ),
+    ("launch", "stopped", "pending"): _row(
+        "O3", "service", "How a job leaves its created state is undocumented; observed jobs "
+        "start in PENDING/QUEUED (spec §1.4).", "observed"
+    ),
+    ("queue", "stopped", "queued"): _row(
+        "O3", "service", "How a job leaves its created state is undocumented; observed jobs "
+        "start in PENDING/QUEUED (spec §1.4).", "observed"
+    ),
+    ("cancel", "pending", "cancelled"): _row(
+        "OQ1", "user", "Open question 1: 'a lenient mode that also allows "
+        "PENDING→CANCELLED ... may match reality better (console/Beam cancel whatever is "
+        "non-terminal)'.", "observed"
+    ),
+}  # fmt: skip
+"""Spec row and sentence for every transition, keyed (event, source id, target id)."""

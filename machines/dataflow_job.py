@@ -1,0 +1,511 @@
+"""The lifecycle of a Google Cloud Dataflow job (``JobState``, ``dataflow.googleapis.com/v1b3``).
+
+Upstream state model: the ``JobState`` enum of ``google/dataflow/v1beta3/jobs.proto`` and
+``google-cloud-dataflow-client`` 0.14.1 (states 0-14), with the transition table T1-T22 of
+the project's specification (``shared/spec/dataflow.md`` §1.5), whose contradictions are
+resolved by its rules P1-P3:
+
+- P1: no edge leaves a terminal state (DONE, FAILED, CANCELLED, UPDATED, DRAINED).
+- P2: a source state's closed list ("may only transition to ...") is exact.
+- P3: for other sources the target's comment decides.
+
+``JOB_STATE_UNKNOWN`` means "not yet observed": the first observation accepts any real state.
+PAUSING and PAUSED are "not implemented yet" upstream: no service-driven edge into or out of
+them is invented; they are reachable only as a first observation and left only by what P3
+allows from any unfinished state (an ``UpdateJob`` to CANCELLED or DONE). So every state is
+reachable and can reach a final state, and python-statemachine's class-wide definition checks
+stay on with no exemption.
+
+Two rule sets: ``DataflowJob`` (``dataflow-job``) enforces exactly T1-T22; the observed rule
+set (``ObservedDataflowJob``, ``dataflow-job-observed``) adds the edges seen in practice
+(O1-O3, and PENDING -> CANCELLED from open question 1). The extra edges are declared once,
+guarded by ``observed_rules``, so both classes share one transition table.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from lifecyclekit import Lifecycle, PayloadError, State, registry
+
+from ._dataflow_data import (
+    JOB_STATE_NAMES,
+    PROVENANCE,
+    REQUESTABLE,
+    JobFields,
+    api_name,
+    dataflow_client,
+    parse_job_type,
+    parse_state,
+    read_job,
+)
+
+__all__ = ["DataflowJob", "DataflowJobContext", "JobChange", "ObservedDataflowJob"]
+
+JobTypeName = Literal["JOB_TYPE_UNKNOWN", "JOB_TYPE_BATCH", "JOB_TYPE_STREAMING"]
+JobStateName = Literal[
+    "JOB_STATE_UNKNOWN",
+    "JOB_STATE_STOPPED",
+    "JOB_STATE_RUNNING",
+    "JOB_STATE_DONE",
+    "JOB_STATE_FAILED",
+    "JOB_STATE_CANCELLED",
+    "JOB_STATE_UPDATED",
+    "JOB_STATE_DRAINING",
+    "JOB_STATE_DRAINED",
+    "JOB_STATE_PENDING",
+    "JOB_STATE_CANCELLING",
+    "JOB_STATE_QUEUED",
+    "JOB_STATE_RESOURCE_CLEANING_UP",
+    "JOB_STATE_PAUSING",
+    "JOB_STATE_PAUSED",
+]
+
+# Requests that name what is already true or already under way: recorded, nothing fires.
+_ALREADY = {
+    ("running", "JOB_STATE_RUNNING"),
+    ("stopped", "JOB_STATE_STOPPED"),
+    ("cancelling", "JOB_STATE_CANCELLED"),
+    ("draining", "JOB_STATE_DRAINED"),
+    ("draining", "JOB_STATE_DRAINING"),
+}
+_REQUEST_EVENT = {
+    "JOB_STATE_RUNNING": "start",
+    "JOB_STATE_STOPPED": "stop",
+    "JOB_STATE_CANCELLED": "cancel",
+    "JOB_STATE_DONE": "complete",
+    "JOB_STATE_DRAINED": "drain",
+    "JOB_STATE_DRAINING": "drain",
+}
+# For inference: the request that must be on record to cross a user-driven edge.
+_EVENT_REQUESTS = {
+    "start": {"JOB_STATE_RUNNING"},
+    "stop": {"JOB_STATE_STOPPED"},
+    "cancel": {"JOB_STATE_CANCELLED"},
+    "cancel_now": {"JOB_STATE_CANCELLED"},
+    "complete": {"JOB_STATE_DONE"},
+    "drain": {"JOB_STATE_DRAINED", "JOB_STATE_DRAINING"},
+}
+_INITIAL_STATES = ("unknown", "stopped", "pending", "queued")
+# Beam 2.77 `api_jobstate_to_pipeline_state`: QUEUED is missing from its map.
+_PIPELINE_STATE = {state: state.upper() for state in JOB_STATE_NAMES} | {"queued": "UNRECOGNIZED"}
+
+
+class DataflowJobContext(BaseModel):
+    """What a tracker knows about its job (field names pinned for applications and stores)."""
+
+    model_config = ConfigDict(validate_assignment=True, extra="forbid")
+
+    job_id: str | None = None
+    name: str | None = None
+    project_id: str | None = None
+    location: str | None = None
+    job_type: JobTypeName = "JOB_TYPE_UNKNOWN"
+    """A name, its number or a ``JobType`` member is accepted and normalised to the name."""
+    requested_state: JobStateName | None = None
+    """The last request on record (from :meth:`DataflowJob.request` or learned by ``sync``)."""
+    current_state_time: AwareDatetime | None = None
+    replace_job_id: str | None = None
+    replaced_by_job_id: str | None = None
+
+    @field_validator("job_type", mode="before")
+    @classmethod
+    def _job_type(cls, value: Any) -> Any:
+        return parse_job_type(value) or value
+
+
+class JobChange(BaseModel):
+    """The payload of every Dataflow event: how the change arrived."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    via: Literal["observe", "request", "replace", "event"] = "event"
+    """``observe`` (the service reported it), ``request`` (an UpdateJob), ``replace``
+    (a replacement job), or ``event`` (the application called the event directly)."""
+    value: JobStateName | None = None
+    """The JobState name observed or requested."""
+    replaced_by_job_id: str | None = Field(default=None, min_length=1)
+
+
+def _first_observations(unknown: State, *targets: State) -> Any:
+    transitions = unknown.to(targets[0], cond="is_observed_state")
+    for target in targets[1:]:
+        transitions = transitions | unknown.to(target, cond="is_observed_state")
+    return transitions
+
+
+@registry.register("dataflow-job")
+class DataflowJob(Lifecycle):
+    """A Dataflow job, as its monitor sees it: service-reported changes and user requests.
+
+    Drive it with :meth:`observe` (a state the service reports), :meth:`request` (an
+    ``UpdateJob`` ``requestedState``), :meth:`replace_with` (an update by replacement job)
+    and :meth:`sync` (a ``Job`` message or REST JSON). Each dispatches to a fine-grained event
+    (``run``, ``drain``, ``finish_cancel``...), so ``on_enter_draining`` or ``after_cancel``
+    fire whichever entry point was used.
+    """
+
+    Context = DataflowJobContext
+    rule_set: ClassVar[Literal["documented", "observed"]] = "documented"
+    """``documented``: exactly T1-T22. ``observed``: plus O1-O3 and PENDING -> CANCELLED."""
+
+    unknown = State(value="JOB_STATE_UNKNOWN", initial=True)
+    stopped = State(value="JOB_STATE_STOPPED")
+    running = State(value="JOB_STATE_RUNNING")
+    done = State(value="JOB_STATE_DONE", final=True)
+    failed = State(value="JOB_STATE_FAILED", final=True)
+    cancelled = State(value="JOB_STATE_CANCELLED", final=True)
+    updated = State(value="JOB_STATE_UPDATED", final=True)
+    draining = State(value="JOB_STATE_DRAINING")
+    drained = State(value="JOB_STATE_DRAINED", final=True)
+    pending = State(value="JOB_STATE_PENDING")
+    cancelling = State(value="JOB_STATE_CANCELLING")
+    queued = State(value="JOB_STATE_QUEUED")
+    resource_cleaning_up = State(value="JOB_STATE_RESOURCE_CLEANING_UP")
+    pausing = State(value="JOB_STATE_PAUSING")
+    paused = State(value="JOB_STATE_PAUSED")
+
+    discover = _first_observations(
+        unknown, stopped, running, done, failed, cancelled, updated, draining, drained,
+        pending, cancelling, queued, resource_cleaning_up, pausing, paused,
+    )  # fmt: skip
+    start = stopped.to(running)
+    stop = running.to(stopped)
+    launch = queued.to(pending) | stopped.to(pending, cond="observed_rules")
+    queue = stopped.to(queued, cond="observed_rules")
+    run = pending.to(running)
+    clean_up = running.to(resource_cleaning_up)
+    complete = (
+        running.to(done)
+        | stopped.to(done)
+        | resource_cleaning_up.to(done)
+        | pausing.to(done)
+        | paused.to(done)
+    )
+    fail = (
+        pending.to(failed)
+        | running.to(failed)
+        | cancelling.to(failed)
+        | draining.to(failed)
+        | resource_cleaning_up.to(failed, cond="observed_rules")
+    )
+    cancel = (
+        stopped.to(cancelled)
+        | queued.to(cancelled)
+        | running.to(cancelling)
+        | draining.to(cancelled)
+        | resource_cleaning_up.to(cancelled)
+        | pausing.to(cancelled)
+        | paused.to(cancelled)
+        | pending.to(cancelled, cond="observed_rules")
+    )
+    cancel_now = running.to(cancelled)
+    finish_cancel = cancelling.to(cancelled)
+    drain = running.to(draining, cond="is_streaming")
+    finish_drain = draining.to(drained)
+    replace = running.to(updated, cond="is_streaming") | draining.to(
+        updated, cond=["observed_rules", "is_streaming"]
+    )
+
+    payloads = dict.fromkeys(
+        (
+            "discover", "start", "stop", "launch", "queue", "run", "clean_up", "complete",
+            "fail", "cancel", "cancel_now", "finish_cancel", "drain", "finish_drain", "replace",
+        ),
+        JobChange,
+    )  # fmt: skip
+    provenance = PROVENANCE
+
+    def __init__(self, *, initial_state: Any = None, **kwargs: Any) -> None:
+        """Args:
+        initial_state: ``None`` (``unknown``: not yet observed), or STOPPED, PENDING or
+            QUEUED in any spelling ``observe`` accepts.
+        **kwargs: ``clock``, ``listeners`` and the context fields (see
+            :class:`DataflowJobContext`).
+        """
+        start_value = None
+        if initial_state is not None:
+            state_id = parse_state(initial_state, type(self).__name__, "initial_state")
+            if state_id not in _INITIAL_STATES:
+                allowed = ", ".join(api_name(s) for s in _INITIAL_STATES[1:])
+                problem = f"a job is not created in {api_name(state_id)}"
+                raise PayloadError(
+                    type(self).__name__,
+                    "initial_state",
+                    [("initial_state", problem, initial_state)],
+                    hint=f"Jobs are created in {allowed} (or left unobserved: None).",
+                )
+            start_value = api_name(state_id)
+        super().__init__(start_value=start_value, **kwargs)
+
+    # -- guards ------------------------------------------------------------------------------
+
+    def is_observed_state(self, target: State, value: str | None = None) -> bool:
+        """The first observation names this target."""
+        return bool(target.value == value)
+
+    def observed_rules(self) -> bool:
+        """This tracker uses the observed rule set (the edge is not in T1-T22)."""
+        return self.rule_set == "observed"
+
+    def is_streaming(self, via: str = "event") -> bool:
+        """The job is known to be streaming (drain and update apply to streaming jobs only).
+
+        A change the service itself reports is accepted whatever the recorded type."""
+        return via == "observe" or self.context.job_type == "JOB_TYPE_STREAMING"
+
+    # -- reading -----------------------------------------------------------------------------
+
+    @property
+    def pipeline_state(self) -> str:
+        """The Apache Beam ``PipelineState`` name Beam 2.77 maps this state to."""
+        return _PIPELINE_STATE[self.state]
+
+    # -- service-reported changes ------------------------------------------------------------
+
+    @classmethod
+    def _dispatch(cls) -> dict[tuple[str, str], str]:
+        """(source, target) -> event for this class's rule set (first observations aside)."""
+        table: dict[tuple[str, str], str] = {}
+        for row in cls.transition_table():
+            if row.event == "discover" or row.provenance is None:
+                continue
+            if row.provenance.rule_set == "observed" and cls.rule_set != "observed":
+                continue
+            table.setdefault((row.source, row.target), row.event)
+        return table
+
+    def observe(self, state: Any, at: datetime | None = None, *, infer: bool = False) -> None:
+        """Apply a state the Dataflow service reports.
+
+        Args:
+            state: an API name (``"JOB_STATE_RUNNING"``), its number (2), a
+                ``google.cloud.dataflow_v1beta3.JobState`` member, or a state id.
+            at: when the service says the state began (``currentStateTime``); recorded as the
+                history record's time and as ``context.current_state_time``.
+            infer: accept a state reachable only through missed service-driven transitions
+                (and user-driven ones whose request is on record), recording the missed ones
+                with ``inferred=True``.
+
+        Observing the current state again changes nothing.
+
+        Raises:
+            PayloadError: the state is not a JobState (unknown name or number).
+            TransitionNotAllowed: the rule set has no such change (state left unchanged).
+        """
+        name = type(self).__name__
+        target = parse_state(state, name, "observe")
+        when = _aware(at, name, "observe")
+        if target == self.state:
+            return
+        path = self._path_to(target, infer)
+        with self.atomic():
+            for event, inferred in path:
+                with self.recording(at=when, inferred=inferred):
+                    self.send(event, via="observe", value=api_name(target))
+            if when is not None:
+                self.context.current_state_time = when
+
+    def _path_to(self, target: str, infer: bool) -> list[tuple[str, bool]]:
+        current = self.state
+        action = f"observe {api_name(target)} on"
+        if self.is_finished:
+            reason = f"the job has terminated in state {api_name(current)}."
+            raise self.rejection(action, reason)
+        if current == "unknown":
+            return [("discover", False)]
+        dispatch = self._dispatch()
+        event = dispatch.get((current, target))
+        if event is not None:
+            return [(event, False)]
+        inferred = self._infer(current, target, dispatch) if infer else None
+        if inferred:
+            return [(e, True) for e in inferred[:-1]] + [(inferred[-1], False)]
+        reachable = sorted(api_name(t) for (s, t) in dispatch if s == current)
+        how = (
+            "no path of service-driven transitions (or requested ones) leads there"
+            if infer
+            else f"the {self.rule_set} rule set has no such transition"
+        )
+        reason = (
+            f"{how}. From {api_name(current)} the job may go to: {', '.join(reachable) or 'none'}"
+            + ("." if infer else "; pass infer=True to accept a jump over missed states.")
+        )
+        raise self.rejection(action, reason)
+
+    def _infer(
+        self, current: str, target: str, dispatch: dict[tuple[str, str], str]
+    ) -> list[str] | None:
+        """Shortest path of crossable edges (breadth-first), as the events to fire."""
+        crossable = {key: event for key, event in dispatch.items() if self._crossable(*key, event)}
+        previous: dict[str, tuple[str, str]] = {}
+        queue = deque([current])
+        while queue:
+            node = queue.popleft()
+            if node == target:
+                events: list[str] = []
+                while node != current:
+                    node, event = previous[node]
+                    events.append(event)
+                return events[::-1]
+            for (source, nxt), event in crossable.items():
+                if source == node and nxt not in previous and nxt != current:
+                    previous[nxt] = (node, event)
+                    queue.append(nxt)
+        return None
+
+    def _crossable(self, source: str, target: str, event: str) -> bool:
+        provenance = self._provenance.get((event, source, target))
+        driver = provenance.driver if provenance else ""
+        if driver.startswith("service"):
+            return True
+        if driver == "replacement":
+            return self.context.replaced_by_job_id is not None
+        return self.context.requested_state in _EVENT_REQUESTS.get(event, set())
+
+    # -- user requests -----------------------------------------------------------------------
+
+    def request(self, requested_state: Any) -> None:
+        """Apply an ``UpdateJob`` request (``requestedState``) and record it.
+
+        RUNNING + CANCELLED -> ``cancelling``; QUEUED, STOPPED, DRAINING,
+        RESOURCE_CLEANING_UP (and PAUSING/PAUSED) + CANCELLED -> ``cancelled``; RUNNING +
+        DRAINED/DRAINING -> ``draining`` (streaming jobs only); RUNNING or STOPPED + DONE ->
+        ``done``; STOPPED <-> RUNNING. Asking for what is already true or under way records
+        the request and changes no state.
+
+        Raises:
+            PayloadError: not a requestable value (FAILED, UPDATED, PENDING ... are
+                service-only), or not a JobState at all.
+            TransitionNotAllowed: the job has terminated (the message says "has terminated
+                in state JOB_STATE_<X>"), is not yet observed, or the request does not apply
+                in its state.
+        """
+        name = type(self).__name__
+        value = api_name(parse_state(requested_state, name, "request"))
+        if value not in REQUESTABLE:
+            raise PayloadError(
+                name,
+                "request",
+                [("requested_state", f"{value} can only be set by the Dataflow service", value)],
+                hint=f"Requestable states: {', '.join(sorted(REQUESTABLE))}.",
+            )
+        action = f"request {value} for"
+        if self.is_finished:
+            reason = (
+                f"the job has terminated in state {self.state_value}; no further state updates "
+                "may be made."
+            )
+            raise self.rejection(action, reason)
+        if self.state == "unknown":
+            reason = "the job's state is not known yet; observe or sync the job first."
+            raise self.rejection(action, reason)
+        if (self.state, value) not in _ALREADY:
+            with self.atomic():
+                self.send(_REQUEST_EVENT[value], via="request", value=value)
+                self.context.requested_state = value
+        else:
+            self.context.requested_state = value
+
+    def replace_with(self, new_job_id: str) -> None:
+        """Record that a replacement job (a CreateJob with ``replaceJobId``) took over.
+
+        Only a RUNNING streaming job can be updated (the observed rule set also accepts a
+        DRAINING one, as Beam does).
+
+        Raises:
+            PayloadError: ``new_job_id`` is empty or not a string.
+            TransitionNotAllowed: a batch job, or a job in another state.
+        """
+        name = type(self).__name__
+        if not isinstance(new_job_id, str) or not new_job_id:
+            raise PayloadError(
+                name, "replace_with", [("new_job_id", "must be a non-empty job id", new_job_id)]
+            )
+        if self.is_finished:
+            reason = f"the job has terminated in state {self.state_value}."
+            raise self.rejection(action="replace", reason=reason)
+        with self.atomic():
+            self.send("replace", via="replace", value="JOB_STATE_UPDATED",
+                      replaced_by_job_id=new_job_id)  # fmt: skip
+            self.context.replaced_by_job_id = new_job_id
+
+    # -- the Google client -------------------------------------------------------------------
+
+    @classmethod
+    def from_job(cls, job: Any, *, infer: bool = False, **kwargs: Any) -> DataflowJob:
+        """A tracker for a ``dataflow_v1beta3.Job`` message or a REST JSON ``Job`` (a dict in
+        camelCase, or its JSON text), synced to its current state.
+
+        Raises:
+            PayloadError: an unknown state name or number in the job.
+        """
+        fields = read_job(job, cls.__name__)
+        context = {
+            "job_id": fields.id,
+            "name": fields.name,
+            "project_id": fields.project_id,
+            "location": fields.location,
+            "replace_job_id": fields.replace_job_id,
+        }
+        tracker = cls(**{k: v for k, v in context.items() if v is not None}, **kwargs)
+        tracker._apply(fields, infer)
+        return tracker
+
+    def sync(self, job: Any, infer: bool = False) -> None:
+        """Observe what a ``Job`` message or REST JSON says: ``currentState`` (at
+        ``currentStateTime``), ``requestedState``, ``replacedByJobId`` and, while still
+        unknown, ``type``. A missing field is no information and changes nothing.
+
+        Raises:
+            PayloadError: an unknown state name or number (reported before any state check).
+            TransitionNotAllowed: the reported state is not a legal change; nothing changes.
+        """
+        self._apply(read_job(job, type(self).__name__), infer)
+
+    def _apply(self, fields: JobFields, infer: bool) -> None:
+        with self.atomic():
+            context = self.context
+            if fields.job_type not in (None, "JOB_TYPE_UNKNOWN") and (
+                context.job_type == "JOB_TYPE_UNKNOWN"
+            ):
+                context.job_type = fields.job_type
+            if fields.requested_state is not None:
+                context.requested_state = fields.requested_state
+            if fields.replaced_by_job_id is not None:
+                context.replaced_by_job_id = fields.replaced_by_job_id
+            if fields.current_state is not None:
+                self.observe(fields.current_state, at=fields.current_state_time, infer=infer)
+
+    def update_request(self, requested_state: Any) -> Any:
+        """A ``dataflow_v1beta3.UpdateJobRequest`` asking the service for ``requested_state``
+        (needs ``pip install 'lifecyclekit[dataflow]'``). It does not change this tracker:
+        call :meth:`request` once the service accepted it."""
+        client = dataflow_client()
+        value = api_name(parse_state(requested_state, type(self).__name__, "request"))
+        context = self.context
+        return client.UpdateJobRequest(
+            project_id=context.project_id or "",
+            location=context.location or "",
+            job_id=context.job_id or "",
+            job=client.Job(requested_state=client.JobState[value]),
+        )
+
+
+@registry.register("dataflow-job-observed")
+class ObservedDataflowJob(DataflowJob):
+    """A Dataflow job under the observed rule set: T1-T22 plus O1-O3 and PENDING -> CANCELLED."""
+
+    rule_set = "observed"
+
+
+def _aware(at: Any, machine: str, action: str) -> datetime | None:
+    if at is None:
+        return None
+    if not isinstance(at, datetime) or at.utcoffset() is None:
+        raise PayloadError(machine, action, [("at", "must be an aware datetime", at)])
+    return at
