@@ -13,7 +13,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) examples/quickstart.py
+	@echo "== examples/quickstart.py: a lifecycle of your own, subclassed and driven"
+	@$(PY) examples/quickstart.py
+	@echo
+	@echo "== examples/dataflow_monitor.py: recorded Dataflow polls through DataflowJob.sync"
+	@$(PY) examples/dataflow_monitor.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

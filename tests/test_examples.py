@@ -1,0 +1,30 @@
+"""The examples run as scripts and tell their story."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def run(name: str) -> str:
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / name)], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_quickstart_prints_refusal_and_history() -> None:
+    """The quickstart shows a guard refusal, then a four-record history ending in done."""
+    out = run("quickstart.py")
+    assert "refused: Can't start AuditedExport in QUEUED: has_rows is False" in out
+    assert "state: done (DONE), attempts: 2" in out
+    assert "  4  2026-11-23T09:03:00+00:00 finish  running  -> done" in out
+
+
+def test_dataflow_monitor_infers_the_missed_draining() -> None:
+    """The monitor replays the polls and fills in the DRAINING it never saw."""
+    out = run("dataflow_monitor.py")
+    assert "JOB_STATE_DRAINED    JOB_STATE_DRAINED    drain (inferred), finish_drain" in out
+    assert "final: JOB_STATE_DRAINED (Beam PipelineState DRAINED), finished=True" in out
