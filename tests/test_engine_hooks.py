@@ -33,3 +33,12 @@ def test_every_event_entry_point_goes_through_put_nonblocking() -> None:
     spy.send("retry")
     spy.raise_("cancel")
     assert seen == ["start", "retry", "cancel"]
+
+
+def test_guard_wrappers_keep_the_resolved_callable() -> None:
+    """Explanations read a guard's raw answer from psm's CallbackWrapper._callback."""
+    ticket = Ticket(ticket_id="t")
+    transition = next(t for t in Ticket.queued.transitions if t.match("start"))
+    wrappers = list(ticket._callbacks[transition.cond.key])
+    assert [w.meta.attr_name for w in wrappers] == ["has_capacity", "is_due"]
+    assert all(callable(w._callback) for w in wrappers)

@@ -122,3 +122,41 @@ def test_allowed_and_enabled_events_keep_psm_meanings() -> None:
     ticket = Ticket(ticket_id="t", capacity=0)
     assert [str(e) for e in ticket.allowed_events] == ["start", "cancel"]
     assert [str(e) for e in ticket.enabled_events()] == ["cancel"]
+
+
+def test_because_reason_appears_in_verdict_and_message() -> None:
+    """A guard returning Because(False, reason) is refused with its reason shown."""
+    from lifecyclekit import Because, Lifecycle, State
+
+    class Upload(Lifecycle):
+        waiting = State(initial=True)
+        sent = State(final=True)
+        send_it = waiting.to(sent, cond="online")
+        link = "down"
+
+        def online(self) -> Because:
+            return Because(self.link == "up", f"link is {self.link}")
+
+    upload = Upload()
+    with pytest.raises(TransitionRejected) as info:
+        upload.send_it()
+    assert str(info.value) == "Can't send_it Upload in waiting: online is False (link is down)"
+    assert info.value.reasons[0].guards[0].detail == "link is down"
+    upload.link = "up"
+    upload.send_it()
+    assert upload.state == "sent"
+
+
+def test_noop_when_finished_events_return_normally() -> None:
+    """Events listed in noop_when_finished are accepted and change nothing once finished."""
+
+    class Quiet(Ticket):
+        noop_when_finished = frozenset({"cancel"})
+
+    ticket = Quiet(ticket_id="t")
+    ticket.cancel()
+    before = ticket.snapshot()
+    ticket.cancel()
+    assert ticket.snapshot() == before
+    with pytest.raises(TransitionRejected, match="terminated"):
+        ticket.start()

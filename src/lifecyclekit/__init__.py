@@ -18,7 +18,7 @@ from lifecyclekit.errors import (
     TransitionRejected,
     UnknownLifecycle,
 )
-from lifecyclekit.explain import Candidate, Explanation, GuardVerdict
+from lifecyclekit.explain import Because, Candidate, Explanation, GuardVerdict
 from lifecyclekit.lifecycle import Clock, Lifecycle, TransitionInfo, utc_now
 from lifecyclekit.registry import Registry, registry
 from lifecyclekit.snapshot import Provenance, Snapshot, TransitionRecord
@@ -26,6 +26,7 @@ from lifecyclekit.snapshot import Provenance, Snapshot, TransitionRecord
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "Because",
     "Candidate",
     "Clock",
     "DefinitionError",

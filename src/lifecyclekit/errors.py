@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
 from statemachine.exceptions import InvalidDefinition, TransitionNotAllowed
 
 if TYPE_CHECKING:
@@ -94,6 +95,17 @@ class PayloadError(LifecycleError, ValueError):
         if hint:
             msg = f"{msg} {hint}"
         super().__init__(msg)
+
+    @classmethod
+    def from_validation_error(
+        cls, machine: str, event: str, exc: ValidationError, *, hint: str = ""
+    ) -> PayloadError:
+        """The PayloadError for a pydantic ``ValidationError``, one entry per bad field."""
+        errors = [
+            (".".join(str(part) for part in err["loc"]), err["msg"], err.get("input"))
+            for err in exc.errors()
+        ]
+        return cls(machine, event, errors, hint=hint)
 
 
 class SnapshotError(LifecycleError, ValueError):

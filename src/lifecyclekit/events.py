@@ -86,10 +86,8 @@ def build_payload_table(
 
 
 def validation_errors(exc: ValidationError) -> list[tuple[str, str, Any]]:
-    return [
-        (".".join(str(part) for part in err["loc"]), err["msg"], err.get("input"))
-        for err in exc.errors()
-    ]
+    """``(field, message, value)`` per error of a pydantic ``ValidationError``."""
+    return PayloadError.from_validation_error("", "", exc).errors
 
 
 def validate_payload(

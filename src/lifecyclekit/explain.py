@@ -10,11 +10,31 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["Candidate", "Explanation", "GuardVerdict"]
+__all__ = ["Because", "Candidate", "Explanation", "GuardVerdict"]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
 Verdict = Literal["allowed", "guards_failed", "no_transition", "finished", "unknown_event"]
+
+
+class Because:
+    """A guard's answer with its reason: falsy (or truthy) like ``value``, and explained.
+
+    Return ``Because(False, "network_type UNMETERED needs unmetered=True")`` from a guard and
+    refusals read ``Can't start ...: constraints_met is False (network_type UNMETERED ...)``.
+    """
+
+    __slots__ = ("reason", "value")
+
+    def __init__(self, value: bool, reason: str) -> None:
+        self.value = bool(value)
+        self.reason = reason
+
+    def __bool__(self) -> bool:
+        return self.value
+
+    def __repr__(self) -> str:
+        return f"Because({self.value!r}, {self.reason!r})"
 
 
 class GuardVerdict(BaseModel):
@@ -30,10 +50,14 @@ class GuardVerdict(BaseModel):
     """The truth value the guard returned."""
     passed: bool
     """Whether this verdict lets the transition through."""
+    detail: str | None = None
+    """The reason the guard gave (see :class:`Because`), if any."""
 
     def describe(self) -> str:
         """``"constraints_met is False"``, or ``"unless is_paused: is_paused is True"``."""
         text = f"{self.name} is {self.value}"
+        if self.detail:
+            text = f"{text} ({self.detail})"
         return text if self.kind == "cond" else f"unless {self.name}: {text}"
 
 

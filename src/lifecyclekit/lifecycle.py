@@ -28,7 +28,7 @@ from statemachine.factory import StateMachineMetaclass
 
 from lifecyclekit.errors import DefinitionError, PayloadError, SnapshotError, TransitionRejected
 from lifecyclekit.events import build_payload_table, validate_payload, validation_errors
-from lifecyclekit.explain import Candidate, Explanation, GuardVerdict
+from lifecyclekit.explain import Because, Candidate, Explanation, GuardVerdict
 from lifecyclekit.snapshot import Provenance, Snapshot, TransitionRecord
 
 if TYPE_CHECKING:
@@ -193,6 +193,10 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
 
     lifecycle_name: ClassVar[str | None] = None
     """The registry name, set by ``registry.register(name)`` (inherited by subclasses)."""
+
+    noop_when_finished: ClassVar[frozenset[str]] = frozenset()
+    """Events accepted as no-ops once the instance is finished (WorkManager's ``cancel()`` on
+    a finished work, say); any other event on a finished instance is refused."""
 
     provenance: ClassVar[Mapping[tuple[str, str, str], Provenance]] = {}
     """Where each transition comes from, keyed by ``(event, source id, target id)``;
@@ -380,6 +384,8 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
 
     def _put_nonblocking(self, trigger_data: TriggerData, internal: bool = False) -> None:
         event = trigger_data.event
+        if event is not None and event.id in self.noop_when_finished and self.is_finished:
+            return  # nothing queued: the caller's processing loop finds nothing to do.
         if event is not None and event.id in self._event_ids:
             trigger_data.kwargs = validate_payload(
                 type(self).__name__,
@@ -496,14 +502,17 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
         key = transition.cond.key
         if key in self._callbacks:
             for guard in self._callbacks[key]:
-                passed = bool(guard.call(**injected))
+                # The wrapper's own call() reduces the answer to a bool; call the resolved
+                # callable to keep a Because's reason (pinned by tests/test_engine_hooks.py).
+                raw = guard._callback(**injected)
                 expected = guard.meta.expected_value is not False
                 verdicts.append(
                     GuardVerdict(
                         name=guard.meta.attr_name,
                         kind="cond" if expected else "unless",
-                        value=passed if expected else not passed,
-                        passed=passed,
+                        value=bool(raw),
+                        passed=bool(raw) == expected,
+                        detail=raw.reason if isinstance(raw, Because) else None,
                     )
                 )
         target = transition.target
