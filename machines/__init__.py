@@ -7,11 +7,53 @@ finds them through the ``lifecyclekit.machines`` entry points declared in
 
 from __future__ import annotations
 
+from .chained_work import ChainedWork
 from .dataflow_job import (
     DataflowJob,
     DataflowJobContext,
     JobChange,
     ObservedDataflowJob,
 )
+from .one_time_work import OneTimeWork
+from .periodic_work import PeriodicWork
+from .work import (
+    BackoffPolicy,
+    Constraints,
+    DeviceConditions,
+    ExistingPeriodicWorkPolicy,
+    ExistingWorkPolicy,
+    NetworkType,
+    PeriodicWorkRequest,
+    StopReason,
+    WorkInfo,
+    WorkRequest,
+    WorkResult,
+    WorkState,
+)
+from .work_graph import UnknownWork, WorkContinuation, WorkGraph, WorkGraphError
 
-__all__ = ["DataflowJob", "DataflowJobContext", "JobChange", "ObservedDataflowJob"]
+__all__ = [
+    "BackoffPolicy",
+    "ChainedWork",
+    "Constraints",
+    "DataflowJob",
+    "DataflowJobContext",
+    "DeviceConditions",
+    "ExistingPeriodicWorkPolicy",
+    "ExistingWorkPolicy",
+    "JobChange",
+    "NetworkType",
+    "ObservedDataflowJob",
+    "OneTimeWork",
+    "PeriodicWork",
+    "PeriodicWorkRequest",
+    "StopReason",
+    "UnknownWork",
+    "WorkContinuation",
+    "WorkGraph",
+    "WorkGraphError",
+    "WorkInfo",
+    "WorkRequest",
+    "WorkResult",
+    "WorkState",
+]

@@ -113,3 +113,21 @@ def test_start_value_starts_elsewhere_and_runs_entry_actions() -> None:
     assert ticket.state == "running"
     assert ticket.context.attempts == 1
     assert ticket.history == ()
+
+
+def test_atomic_rollback_from_a_final_state_leaves_the_instance_live() -> None:
+    """Rolling back a block that finished the instance makes it accept events again."""
+    ticket = Ticket(ticket_id="t")
+
+    def doomed() -> None:
+        with ticket.atomic():
+            ticket.cancel()
+            assert ticket.is_finished
+            msg = "later step failed"
+            raise RuntimeError(msg)
+
+    with pytest.raises(RuntimeError, match="later step failed"):
+        doomed()
+    assert (ticket.state, ticket.is_finished, ticket.history) == ("queued", False, ())
+    ticket.start()
+    assert ticket.state == "running"

@@ -70,7 +70,7 @@ class _HistoryRecorder:
     def after_transition(
         self, machine: Lifecycle, event: str, source: State, target: State | None, **kwargs: Any
     ) -> None:
-        machine._record(event, source, target, kwargs.get("payload"))
+        machine._record_transition(event, source, target, kwargs.get("payload"))
 
 
 _RECORDER = _HistoryRecorder()
@@ -239,6 +239,16 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
     # -- context -------------------------------------------------------------------------
 
     @classmethod
+    def build_context(cls, context: BaseModel | None = None, **fields: Any) -> BaseModel | None:
+        """Validate context data exactly as the constructor does (for subclasses whose
+        constructor must read the context before the machine starts).
+
+        Raises:
+            PayloadError: the data does not validate, or names unknown fields.
+        """
+        return cls._build_context(context, fields)
+
+    @classmethod
     def _build_context(cls, given: BaseModel | None, fields: dict[str, Any]) -> BaseModel | None:
         name = cls.__name__
         model = cls.Context
@@ -351,8 +361,8 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
         """All or nothing: if the block raises, state, context, history and revision return
         to what they were when it began (callbacks' own side effects are not undone).
 
-        For commands that fire several events (an inferred path, a sync) and must not stop
-        half-way. A block that reaches a final state must not raise afterwards.
+        For commands that fire several events (an inferred path, a sync, a propagation through
+        a graph of works) and must not stop half-way.
         """
         state = self.current_state_value
         context = self._context.model_copy(deep=True) if self._context is not None else None
@@ -362,12 +372,16 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
         except BaseException:
             if self.current_state_value != state:
                 self.current_state_value = state
+                # Entering a final state stopped psm's engine; the restored state is live.
+                self._engine.running = not self.states_map[state].final
             self._context = context
             del self._history[length:]
             self._revision = revision
             raise
 
-    def _record(self, event: str, source: State, target: State | None, payload: Any) -> None:
+    def _record_transition(
+        self, event: str, source: State, target: State | None, payload: Any
+    ) -> None:
         self._revision += 1
         record = TransitionRecord.model_construct(
             seq=self._history[-1].seq + 1 if self._history else 1,
