@@ -225,10 +225,21 @@ WorkData = Annotated[dict[str, Any], BeforeValidator(_check_data)]
 strings (or null) and homogeneous lists of them, at most :data:`MAX_DATA_BYTES`."""
 
 
+class _Model(BaseModel):
+    """Constructing one with bad data raises PayloadError (naming each field), not pydantic's
+    ValidationError, like every other refusal in lifecyclekit."""
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise PayloadError.from_validation_error(type(self).__name__, "context", exc) from None
+
+
 # -- constraints -----------------------------------------------------------------------------
 
 
-class DeviceConditions(BaseModel):
+class DeviceConditions(_Model):
     """What the device reports now; every field defaults to satisfied."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -252,7 +263,7 @@ _NETWORK_NEEDS: dict[NetworkType, tuple[tuple[str, bool], ...]] = {
 }
 
 
-class Constraints(BaseModel):
+class Constraints(_Model):
     """``androidx.work.Constraints`` (the fields that gate a start, §7.1)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -326,7 +337,7 @@ _Duration = Annotated[timedelta, Field(ge=timedelta(0))]
 # -- requests and specs ----------------------------------------------------------------------
 
 
-class _RequestFields(BaseModel):
+class _RequestFields(_Model):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     id: UUID = Field(default_factory=uuid4)
@@ -351,12 +362,6 @@ class _RequestFields(BaseModel):
         if self.worker not in self.tags:
             object.__setattr__(self, "tags", self.tags | {self.worker})
         return self
-
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            raise PayloadError.from_validation_error(type(self).__name__, "context", exc) from None
 
 
 class WorkRequest(_RequestFields):
@@ -415,7 +420,7 @@ class PeriodicWorkSpec(PeriodicWorkRequest, _Runtime):
 # -- results and info ------------------------------------------------------------------------
 
 
-class WorkResult(BaseModel):
+class WorkResult(_Model):
     """``ListenableWorker.Result``: ``success(output)``, ``failure(output)`` or ``retry()``."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")

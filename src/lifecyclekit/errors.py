@@ -101,10 +101,16 @@ class PayloadError(LifecycleError, ValueError):
         cls, machine: str, event: str, exc: ValidationError, *, hint: str = ""
     ) -> PayloadError:
         """The PayloadError for a pydantic ``ValidationError``, one entry per bad field."""
-        errors = [
-            (".".join(str(part) for part in err["loc"]), err["msg"], err.get("input"))
-            for err in exc.errors()
-        ]
+        errors: list[tuple[str, str, Any]] = []
+        for err in exc.errors():
+            where = ".".join(str(part) for part in err["loc"])
+            inner = err.get("ctx", {}).get("error")
+            if isinstance(inner, PayloadError):  # a nested model that validates itself
+                for field, message, value in inner.errors:
+                    errors.append((f"{where}.{field}" if where else field, message, value))
+                continue
+            message = err["msg"].removeprefix("Value error, ")
+            errors.append((where, message, err.get("input")))
         return cls(machine, event, errors, hint=hint)
 
 
