@@ -423,15 +423,17 @@ class WorkGraph:
         ).value
 
     def _update(self, work: Lifecycle, request: WorkRequest | PeriodicWorkRequest) -> None:
+        """The new request's fields, with state, counts and enqueue time preserved (§6.3)."""
         self._touch(work.context.id)
+        spec = work.context
         fields = [*_REQUEST_FIELDS]
         if isinstance(request, PeriodicWorkRequest):
             fields += ["repeat_interval", "flex_interval"]
         else:
             fields.append("input_merger")
-        for field in fields:
-            setattr(work.context, field, getattr(request, field))
-        work.context.generation += 1
+        data = spec.model_dump() | {f: getattr(request, f) for f in fields}
+        data["generation"] = spec.generation + 1
+        work.context = type(spec).model_validate(data)
 
     # -- propagation -------------------------------------------------------------------------
 

@@ -238,3 +238,13 @@ def test_application_subclass_callbacks_fire() -> None:
     ticket.finish(outcome="success")
     assert seen == ["done", "success:FinishPayload"]
     assert ticket.context.attempts == 1
+
+
+def test_context_can_be_replaced_whole_by_its_model_only() -> None:
+    """Assigning a Context instance replaces it; anything else is a PayloadError."""
+    ticket = Ticket(ticket_id="t")
+    ticket.context = TicketContext(ticket_id="u", capacity=5)
+    assert (ticket.context.ticket_id, ticket.context.capacity) == ("u", 5)
+    with pytest.raises(PayloadError, match="takes a TicketContext instance"):
+        ticket.context = {"ticket_id": "v"}
+    assert ticket.context.ticket_id == "u"

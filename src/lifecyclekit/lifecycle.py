@@ -290,8 +290,21 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
 
     @property
     def context(self) -> Any:
-        """The validated ``Context`` instance (``None`` when the lifecycle declares none)."""
+        """The validated ``Context`` instance (``None`` when the lifecycle declares none).
+
+        Assign a new ``Context`` instance to replace it whole (for changes whose fields must
+        be validated together); anything else is a :class:`PayloadError`.
+        """
         return self._context
+
+    @context.setter
+    def context(self, value: Any) -> None:
+        model = self.Context
+        if model is None or not isinstance(value, model):
+            expected = model.__name__ if model is not None else "no context"
+            msg = f"{type(self).__name__}.context takes a {expected} instance"
+            raise PayloadError(type(self).__name__, "context", [("context", msg, value)])
+        self._context = value
 
     # -- state, time and history ---------------------------------------------------------
 
