@@ -18,6 +18,9 @@ demo: $(STAMP)
 	@echo
 	@echo "== examples/dataflow_monitor.py: recorded Dataflow polls through DataflowJob.sync"
 	@$(PY) examples/dataflow_monitor.py
+	@echo
+	@echo "== examples/work_chain.py: a WorkManager chain with retry, failure and APPEND"
+	@$(PY) examples/work_chain.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -28,3 +28,21 @@ def test_dataflow_monitor_infers_the_missed_draining() -> None:
     out = run("dataflow_monitor.py")
     assert "JOB_STATE_DRAINED    JOB_STATE_DRAINED    drain (inferred), finish_drain" in out
     assert "final: JOB_STATE_DRAINED (Beam PipelineState DRAINED), finished=True" in out
+
+
+def test_work_chain_tells_the_spec_story() -> None:
+    """Retry with backoff, a failure failing the rest, APPEND onto the failed chain."""
+    out = run("work_chain.py")
+    rows = {
+        line[10:54].strip(): line[54:].split() for line in out.splitlines() if line[:2] == "09"
+    }
+    assert rows["videos: retry, backoff until 09:00:30"] == ["SUCCEEDED", "ENQUEUED"] + [
+        "BLOCKED"
+    ] * 2 + ["-"]
+    assert "is_due is False (next run at 2026-11-23T09:00:30+00:00" in out
+    assert "merge input: {'album': 'holidays', 'photos': 120, 'videos': 8}" in out
+    assert rows["merge failed: upload fails with it"] == ["SUCCEEDED"] * 2 + ["FAILED"] * 2 + ["-"]
+    assert "upload's last record: prerequisite_failed, caused by MergeAlbum" in out
+    assert (
+        rows["Notify APPENDed to the failed chain: FAILED"] == ["SUCCEEDED"] * 2 + ["FAILED"] * 3
+    )
