@@ -288,3 +288,23 @@ def test_snapshot_restore_round_trip(graph: WorkGraph, clock: ManualClock) -> No
     run(restored, b, WorkResult.success({"k": 2}))
     assert states(restored, c) == ["ENQUEUED"]
     assert restored.input_for(c.id) == {"k": [1, 2]}
+
+
+def test_c5_update_keeps_a_blocked_work_blocked(graph: WorkGraph) -> None:
+    """C5: updateWork on a BLOCKED work keeps it BLOCKED, spec replaced, generation + 1."""
+    a, b = WorkRequest(worker="A"), WorkRequest(worker="B", tags={"old"})
+    graph.begin_with(a).then(b).enqueue()
+    result = graph.update_work(b.model_copy(update={"tags": frozenset({"new"})}))
+    info = graph.info(b.id)
+    assert result == "APPLIED_IMMEDIATELY"
+    assert info is not None
+    assert (info.state.value, info.generation, info.tags) == ("BLOCKED", 1, {"B", "new"})
+
+
+def test_p10_periodic_instantiation_failure_in_a_graph(graph: WorkGraph) -> None:
+    """P10: a periodic work that cannot be instantiated closes its period, never FAILED."""
+    periodic = PeriodicWorkRequest(worker="Sync")
+    graph.enqueue(periodic)
+    graph.instantiation_failed(periodic.id)
+    assert graph.info(periodic.id).state.value == "ENQUEUED"  # type: ignore[union-attr]
+    assert graph.work(periodic.id).context.period_count == 1
