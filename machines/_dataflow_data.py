@@ -218,6 +218,11 @@ _P3_DONE = (
     "UpdateJob call, if the job has not yet reached a terminal state'."
 )
 
+_O3 = (
+    "How a job leaves its created state is undocumented; observed jobs start in PENDING/QUEUED "
+    "(spec §1.4)."
+)
+
 PROVENANCE: dict[tuple[str, str, str], Provenance] = {
     **{("discover", "unknown", s): _row("I0", "service", _FIRST) for s in JOB_STATE_NAMES[1:]},
     ("start", "stopped", "running"): _row(
@@ -319,14 +324,8 @@ PROVENANCE: dict[tuple[str, str, str], Provenance] = {
         "O2", "replacement", "Beam PR #12789 'Support updating from a job in DRAINING state': "
         "replaceJobId may name a RUNNING or DRAINING job.", "observed"
     ),
-    ("launch", "stopped", "pending"): _row(
-        "O3", "service", "How a job leaves its created state is undocumented; observed jobs "
-        "start in PENDING/QUEUED (spec §1.4).", "observed"
-    ),
-    ("queue", "stopped", "queued"): _row(
-        "O3", "service", "How a job leaves its created state is undocumented; observed jobs "
-        "start in PENDING/QUEUED (spec §1.4).", "observed"
-    ),
+    ("launch", "stopped", "pending"): _row("O3", "service", _O3, "observed"),
+    ("queue", "stopped", "queued"): _row("O3", "service", _O3, "observed"),
     ("cancel", "pending", "cancelled"): _row(
         "OQ1", "user", "Open question 1: 'a lenient mode that also allows "
         "PENDING→CANCELLED ... may match reality better (console/Beam cancel whatever is "

@@ -21,16 +21,19 @@ from .work import (
     StopReason,
     WorkData,
     WorkInfo,
+    WorkResult,
     WorkState,
     backoff_delay_for,
 )
 
 __all__ = [
+    "WORK_PAYLOADS",
     "OutputPayload",
     "PrerequisitePayload",
     "StartPayload",
     "StopPayload",
     "WorkBehaviour",
+    "result_transitions",
     "row",
 ]
 
@@ -75,6 +78,25 @@ class PrerequisitePayload(BaseModel):
     model_config = _FROZEN
 
     prerequisite: UUID
+
+
+WORK_PAYLOADS: dict[str, type[BaseModel]] = {
+    "start": StartPayload,
+    "succeed": OutputPayload,
+    "fail": OutputPayload,
+    "finish": WorkResult,
+    "stop": StopPayload,
+}
+"""The payload models every work lifecycle declares for its shared events."""
+
+
+def result_transitions(running: State, succeeded: State, failed: State, enqueued: State) -> Any:
+    """``finish(result)`` of one-time work: W2, W3 or W4 by the result's outcome."""
+    return (
+        running.to(succeeded, cond="is_success", on="_finished")
+        | running.to(failed, cond="is_failure", on="_finished")
+        | running.to(enqueued, cond="is_retry", on="_finished")
+    )
 
 
 def row(row_id: str, source: str, driver: str = "") -> Provenance:

@@ -14,15 +14,9 @@ from uuid import UUID
 
 from lifecyclekit import Because, Lifecycle, State, registry
 
-from ._work_lifecycle import (
-    OutputPayload,
-    PrerequisitePayload,
-    StartPayload,
-    StopPayload,
-    row,
-)
+from ._work_lifecycle import WORK_PAYLOADS, PrerequisitePayload, result_transitions, row
 from .one_time_work import ONE_TIME_PROVENANCE, OneTimeWorkEffects
-from .work import WorkResult, WorkSpec, WorkState
+from .work import WorkSpec, WorkState
 
 __all__ = ["ChainedWork", "initial_state_for"]
 
@@ -37,6 +31,9 @@ def initial_state_for(prerequisites: dict[UUID, WorkState]) -> WorkState:
     if WorkState.CANCELLED in states:
         return WorkState.CANCELLED
     return WorkState.BLOCKED
+
+
+_C3_UNFINISHED = row("C3", "Any non-CANCELLED unfinished dependent fails.", "graph")
 
 
 @registry.register("chained-work")
@@ -69,11 +66,7 @@ class ChainedWork(OneTimeWorkEffects, Lifecycle):
     succeed = running.to(succeeded, on="_succeeded")
     fail = running.to(failed, on="_failed")
     retry = running.to(enqueued, on="_retried")
-    finish = (
-        running.to(succeeded, cond="is_success", on="_finished")
-        | running.to(failed, cond="is_failure", on="_finished")
-        | running.to(enqueued, cond="is_retry", on="_finished")
-    )
+    finish = result_transitions(running, succeeded, failed, enqueued)
     stop = running.to(enqueued, on="_stopped")
     cancel = (
         blocked.to(cancelled, on="_cancelled")
@@ -82,16 +75,10 @@ class ChainedWork(OneTimeWorkEffects, Lifecycle):
     )
     instantiation_failed = enqueued.to(failed, on="_failed")
 
-    payloads = {
-        "start": StartPayload,
-        "succeed": OutputPayload,
-        "fail": OutputPayload,
-        "finish": WorkResult,
-        "stop": StopPayload,
-        "prerequisite_succeeded": PrerequisitePayload,
-        "prerequisite_failed": PrerequisitePayload,
-        "prerequisite_cancelled": PrerequisitePayload,
-    }
+    payloads = WORK_PAYLOADS | dict.fromkeys(
+        ("prerequisite_succeeded", "prerequisite_failed", "prerequisite_cancelled"),
+        PrerequisitePayload,
+    )
     provenance = {
         **ONE_TIME_PROVENANCE,
         ("prerequisite_succeeded", "blocked", "enqueued"): row(
@@ -105,12 +92,8 @@ class ChainedWork(OneTimeWorkEffects, Lifecycle):
             "C3", "A transitive prerequisite FAILED ([ww] iterativelyFailWorkAndDependents).",
             "graph"
         ),
-        ("prerequisite_failed", "enqueued", "failed"): row(
-            "C3", "Any non-CANCELLED unfinished dependent fails.", "graph"
-        ),
-        ("prerequisite_failed", "running", "failed"): row(
-            "C3", "Any non-CANCELLED unfinished dependent fails.", "graph"
-        ),
+        ("prerequisite_failed", "enqueued", "failed"): _C3_UNFINISHED,
+        ("prerequisite_failed", "running", "failed"): _C3_UNFINISHED,
         ("prerequisite_cancelled", "blocked", "cancelled"): row(
             "C4", "A transitive prerequisite was cancelled ([cwr] "
             "iterativelyCancelWorkAndDependents).", "graph"

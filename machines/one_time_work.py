@@ -13,8 +13,8 @@ from typing import Any
 
 from lifecyclekit import Lifecycle, State, registry
 
-from ._work_lifecycle import OutputPayload, StartPayload, StopPayload, WorkBehaviour, row
-from .work import WorkResult, WorkSpec
+from ._work_lifecycle import WORK_PAYLOADS, WorkBehaviour, result_transitions, row
+from .work import WorkSpec
 
 __all__ = ["ONE_TIME_PROVENANCE", "OneTimeWork", "OneTimeWorkEffects"]
 
@@ -49,27 +49,24 @@ class OneTimeWorkEffects(WorkBehaviour):
         return outcome == "retry"
 
 
+_W2 = row("W2", "Result.success(out): output = out.", "worker")
+_W3 = row("W3", "Result.failure(out): output = out; dependents fail (C3).", "worker")
+_W4 = row(
+    "W4", "Result.retry(): lastEnqueueTime = now, runAttemptCount kept; next run by the backoff "
+    "formula.", "worker"
+)  # fmt: skip
+
 ONE_TIME_PROVENANCE = {
     ("start", "enqueued", "running"): row(
         "W1", "Guard: constraints met and now >= nextScheduleTime; runAttemptCount += 1, "
         "stopReason = NOT_STOPPED ([ww] trySetRunning).", "system"
     ),
-    ("succeed", "running", "succeeded"): row("W2", "Result.success(out): output = out.", "worker"),
-    ("finish", "running", "succeeded"): row("W2", "Result.success(out): output = out.", "worker"),
-    ("fail", "running", "failed"): row(
-        "W3", "Result.failure(out): output = out; dependents fail (C3).", "worker"
-    ),
-    ("finish", "running", "failed"): row(
-        "W3", "Result.failure(out): output = out; dependents fail (C3).", "worker"
-    ),
-    ("retry", "running", "enqueued"): row(
-        "W4", "Result.retry(): lastEnqueueTime = now, runAttemptCount kept; next run by the "
-        "backoff formula.", "worker"
-    ),
-    ("finish", "running", "enqueued"): row(
-        "W4", "Result.retry(): lastEnqueueTime = now, runAttemptCount kept; next run by the "
-        "backoff formula.", "worker"
-    ),
+    ("succeed", "running", "succeeded"): _W2,
+    ("finish", "running", "succeeded"): _W2,
+    ("fail", "running", "failed"): _W3,
+    ("finish", "running", "failed"): _W3,
+    ("retry", "running", "enqueued"): _W4,
+    ("finish", "running", "enqueued"): _W4,
     ("stop", "running", "enqueued"): row(
         "W5", "stop(reason) by the system: ENQUEUED, stopReason = reason, runAttemptCount and "
         "lastEnqueueTime kept (W6: process death, reason UNKNOWN).", "system"
@@ -107,22 +104,12 @@ class OneTimeWork(OneTimeWorkEffects, Lifecycle):
     succeed = running.to(succeeded, on="_succeeded")
     fail = running.to(failed, on="_failed")
     retry = running.to(enqueued, on="_retried")
-    finish = (
-        running.to(succeeded, cond="is_success", on="_finished")
-        | running.to(failed, cond="is_failure", on="_finished")
-        | running.to(enqueued, cond="is_retry", on="_finished")
-    )
+    finish = result_transitions(running, succeeded, failed, enqueued)
     stop = running.to(enqueued, on="_stopped")
     cancel = enqueued.to(cancelled, on="_cancelled") | running.to(cancelled, on="_cancelled")
     instantiation_failed = enqueued.to(failed, on="_failed")
 
-    payloads = {
-        "start": StartPayload,
-        "succeed": OutputPayload,
-        "fail": OutputPayload,
-        "finish": WorkResult,
-        "stop": StopPayload,
-    }
+    payloads = WORK_PAYLOADS
     provenance = ONE_TIME_PROVENANCE
     noop_when_finished = frozenset({"cancel"})
 

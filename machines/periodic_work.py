@@ -13,8 +13,8 @@ from typing import Any
 
 from lifecyclekit import Lifecycle, State, registry
 
-from ._work_lifecycle import OutputPayload, StartPayload, StopPayload, WorkBehaviour, row
-from .work import PeriodicWorkSpec, StopReason, WorkResult
+from ._work_lifecycle import WORK_PAYLOADS, WorkBehaviour, row
+from .work import PeriodicWorkSpec, StopReason
 
 __all__ = ["PeriodicWork"]
 
@@ -41,13 +41,7 @@ class PeriodicWork(WorkBehaviour, Lifecycle):
     cancel = enqueued.to(cancelled, on="_cancelled") | running.to(cancelled, on="_cancelled")
     instantiation_failed = enqueued.to.itself(on="_period_done")  # type: ignore[no-untyped-call]
 
-    payloads = {
-        "start": StartPayload,
-        "succeed": OutputPayload,
-        "fail": OutputPayload,
-        "finish": WorkResult,
-        "stop": StopPayload,
-    }
+    payloads = WORK_PAYLOADS
     provenance = {
         ("start", "enqueued", "running"): row(
             "P1", "Guard: now >= calculateNextRunTime() and constraints; runAttemptCount += 1.",
