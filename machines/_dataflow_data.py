@@ -201,8 +201,8 @@ def dataflow_client() -> Any:
     return dataflow_v1beta3
 
 
-def _row(row: str, driver: str, source: str, rule_set: str = "documented") -> Provenance:
-    return Provenance(row=row, driver=driver, source=source, rule_set=rule_set)
+def _row(row: str, driver: str, text: str, rule_set: str = "documented") -> Provenance:
+    return Provenance(row=row, driver=driver, text=text, rule_set=rule_set)
 
 
 _FIRST = (

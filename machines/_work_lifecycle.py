@@ -99,9 +99,9 @@ def result_transitions(running: State, succeeded: State, failed: State, enqueued
     )
 
 
-def row(row_id: str, source: str, driver: str = "") -> Provenance:
+def row(row_id: str, text: str, driver: str = "") -> Provenance:
     """Provenance citing a row of the WorkManager specification."""
-    return Provenance(row=row_id, source=source, driver=driver)
+    return Provenance(row=row_id, text=text, driver=driver)
 
 
 class WorkBehaviour:

@@ -9,7 +9,7 @@ import pytest
 from lifecyclekit import DefinitionError, Lifecycle, Provenance, State, TransitionInfo
 from tests.sample_machines import FixedClock, Ticket
 
-WHY = Provenance(row="R1", source="Doors open when pushed.", driver="user")
+WHY = Provenance(row="R1", text="Doors open when pushed.", driver="user")
 
 
 class Swing(Lifecycle):

@@ -92,7 +92,7 @@ class LifecycleMeta(StateMachineMetaclass):
         declared: dict[str, type[BaseModel]] = {}
         for klass in reversed(cls.__mro__):
             declared.update(vars(klass).get("payloads", None) or {})
-        states = list(lifecycle.states_map.values())
+        states = list(lifecycle.states)
         lifecycle._event_ids = frozenset(str(event) for event in lifecycle._events)
         lifecycle._payload_models = (
             build_payload_table(name, declared, set(lifecycle._event_ids)) if states else {}
@@ -106,7 +106,8 @@ class LifecycleMeta(StateMachineMetaclass):
 
 
 def _edges(cls: type[Lifecycle]) -> Iterator[tuple[str, State, Transition]]:
-    for state in cls.states_map.values():
+    # cls.states, not states_map: states sharing a value collapse in states_map.
+    for state in cls.states:
         for transition in state.transitions:
             if transition.initial:
                 continue

@@ -48,7 +48,7 @@ class Provenance(BaseModel):
 
     row: str
     """The specification's row id, e.g. ``"T12"``."""
-    source: str
+    text: str
     """The sentence or rule the transition rests on, quoted or paraphrased."""
     driver: str = ""
     """Who causes it (e.g. ``"service"``, ``"user"``), where the specification says."""

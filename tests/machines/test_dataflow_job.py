@@ -185,7 +185,7 @@ def test_provenance_is_present_for_every_transition() -> None:
     """Every transition carries a spec row and its sentence; every table row is used."""
     for cls, table in ((DataflowJob, DOCUMENTED), (ObservedDataflowJob, OBSERVED)):
         rows = cls.transition_table()
-        assert all(row.provenance is not None and row.provenance.source for row in rows)
+        assert all(row.provenance is not None and row.provenance.text for row in rows)
         cited = {row.provenance.row for row in rows if row.provenance}
         assert set(table.values()) <= cited
         assert {f"T{n}" for n in range(1, 23)} <= cited

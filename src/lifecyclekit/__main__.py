@@ -1,0 +1,5 @@
+"""``python -m lifecyclekit``: the same as the ``lifecyclekit`` command."""
+
+from lifecyclekit.cli import main
+
+main()

@@ -1,0 +1,179 @@
+"""Diagrams of lifecycles, on python-statemachine's ``extract -> renderers`` pipeline.
+
+:func:`render` draws a lifecycle class, an instance (its current state highlighted, and with
+``path=True`` the transitions of its history numbered and emphasised), or a registry name, as
+``mermaid``, ``dot``, ``svg``, ``png`` or ``md`` (a "lifecycle sheet": diagram, transitions
+with guards and provenance, payload and context schemas; GitHub renders it as is).
+
+What lifecyclekit changes in python-statemachine's intermediate graph before its renderers
+run: edges are labelled with event *ids* and their guards (``start [constraints_met,
+is_due]``, unless-guards as ``not name``) rather than humanized names, and states show their
+vendor value where it differs from their id.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any, Literal
+
+from lifecyclekit.errors import LifecycleError
+from lifecyclekit.lifecycle import Lifecycle
+
+if TYPE_CHECKING:
+    from statemachine.contrib.diagram.model import DiagramGraph
+
+__all__ = ["FORMATS", "DiagramError", "gallery_sheet", "render", "resolve"]
+
+Format = Literal["mermaid", "dot", "svg", "png", "md"]
+FORMATS: tuple[Format, ...] = ("mermaid", "dot", "svg", "png", "md")
+
+_INSTALL_PYDOT = "pip install 'lifecyclekit[diagrams]'"
+_INSTALL_DOT = "apt-get install graphviz (Debian/Ubuntu) or brew install graphviz (macOS)"
+_PATH_STYLE = "stroke:#d9480f,stroke-width:3px"
+
+
+class DiagramError(LifecycleError):
+    """A diagram cannot be produced: unknown format, or a missing optional tool."""
+
+
+def resolve(target: object) -> type[Lifecycle] | Lifecycle:
+    """A lifecycle class or instance from a class, an instance or a registry name."""
+    if isinstance(target, str):
+        from lifecyclekit.registry import registry
+
+        return registry.get(target)
+    if isinstance(target, Lifecycle) or (
+        isinstance(target, type) and issubclass(target, Lifecycle)
+    ):
+        return target
+    msg = f"Cannot draw {target!r}: give a Lifecycle class, an instance or a registry name."
+    raise DiagramError(msg)
+
+
+def _class_of(machine: type[Lifecycle] | Lifecycle) -> type[Lifecycle]:
+    return machine if isinstance(machine, type) else type(machine)
+
+
+def diagram_graph(machine: type[Lifecycle] | Lifecycle) -> DiagramGraph:
+    """python-statemachine's ``extract()`` graph, relabelled the lifecyclekit way."""
+    from statemachine.contrib.diagram.extract import extract
+
+    graph = extract(machine)
+    cls = _class_of(machine)
+    values = {state.id: state.value for state in cls.states_map.values()}
+    for state in graph.states:
+        value = values.get(state.id)
+        state.name = str(value) if value is not None and str(value) != state.id else state.id
+    declared = [
+        (state.id, " ".join(str(e) for e in transition.events))
+        for state in cls.states
+        for transition in state.transitions
+    ]
+    for (source, events), diagram_transition in zip(declared, graph.transitions, strict=False):
+        if diagram_transition.source == source:  # flat lifecycles: always, in order
+            diagram_transition.event = events
+        diagram_transition.guards = [
+            f"not {guard[1:]}" if guard.startswith("!") else guard
+            for guard in diagram_transition.guards
+        ]
+    return graph
+
+
+def render(target: object, format: str = "mermaid", *, path: bool = False) -> str | bytes:
+    """Draw a lifecycle.
+
+    Args:
+        target: a lifecycle class, an instance (current state highlighted), or a registry name.
+        format: ``mermaid``, ``dot``, ``svg`` (text), ``png`` (bytes) or ``md``.
+        path: for an instance, number and emphasise the transitions of its history.
+
+    Raises:
+        DiagramError: an unknown format, or pydot / Graphviz's ``dot`` missing (the message
+            says how to install them; ``mermaid`` and ``md`` need neither).
+        UnknownLifecycle: ``target`` names no registered lifecycle.
+    """
+    if format not in FORMATS:
+        msg = f"Unknown diagram format {format!r}. Formats: {', '.join(FORMATS)}."
+        raise DiagramError(msg)
+    machine = resolve(target)
+    history = machine.history if path and isinstance(machine, Lifecycle) else ()
+    if format == "mermaid":
+        return _mermaid(machine, history)
+    if format == "md":
+        from lifecyclekit._sheet import sheet
+
+        return sheet(machine, _mermaid(machine, history))
+    dot = _dot(machine, history)
+    if format == "dot":
+        return dot
+    return _graphviz(dot, format)
+
+
+def _mermaid(machine: type[Lifecycle] | Lifecycle, history: Any) -> str:
+    from statemachine.contrib.diagram.renderers.mermaid import MermaidRenderer
+
+    text = MermaidRenderer().render(diagram_graph(machine))
+    if not history:
+        return text
+    lines = text.rstrip("\n").split("\n")
+    links = [i for i, line in enumerate(lines) if " --> " in line]
+    pattern = re.compile(r"^\s*(\S+) --> (\S+)(?: : (\S+).*)?$")
+    steps: dict[int, list[int]] = {}
+    for record in history:
+        for index, line_no in enumerate(links):
+            match = pattern.match(lines[line_no])
+            if match and match.groups() == (record.source, record.target, record.event):
+                steps.setdefault(index, []).append(record.seq)
+                break
+    for index, seqs in steps.items():
+        lines[links[index]] += " " + " ".join(f"#{seq}" for seq in seqs)
+    lines += [f"    linkStyle {index} {_PATH_STYLE}" for index in sorted(steps)]
+    return "\n".join(lines) + "\n"
+
+
+def _dot(machine: type[Lifecycle] | Lifecycle, history: Any) -> str:
+    try:
+        import pydot  # noqa: F401
+    except ImportError:
+        msg = (
+            f"DOT, SVG and PNG diagrams need pydot: {_INSTALL_PYDOT}. SVG and PNG also need "
+            f"Graphviz's dot program: {_INSTALL_DOT}. The mermaid and md formats need neither."
+        )
+        raise DiagramError(msg) from None
+    from statemachine.contrib.diagram.renderers.dot import DotRenderer
+
+    dot_graph = DotRenderer().render(diagram_graph(machine))
+    taken = {(r.source, r.target) for r in history}
+    for edge in dot_graph.get_edges():
+        ends = (str(edge.get_source()).strip('"'), str(edge.get_destination()).strip('"'))
+        if ends in taken:
+            edge.set("color", "#d9480f")
+            edge.set("penwidth", "3")
+    return str(dot_graph.to_string())
+
+
+def _graphviz(dot: str, format: str) -> str | bytes:
+    from statemachine.contrib.diagram.graphviz import GraphvizNotFoundError, run_graphviz
+
+    try:
+        output = run_graphviz(dot, format)
+    except GraphvizNotFoundError:
+        msg = (
+            f"{format.upper()} diagrams need Graphviz's dot program on PATH: {_INSTALL_DOT}. "
+            "The mermaid and md formats need nothing more."
+        )
+        raise DiagramError(msg) from None
+    return output.decode("utf-8") if format == "svg" else output
+
+
+def gallery_sheet(names: list[str]) -> str:
+    """One Markdown page with the ``md`` sheet of every named lifecycle."""
+    header = (
+        "# Lifecycle gallery\n\n"
+        "<!-- Generated by `lifecyclekit gallery --builtin > machines/README.md`; do not edit. "
+        "A test fails when it is stale. -->\n\n"
+        "One sheet per registered lifecycle: its diagram (edges labelled `event [guards]`), "
+        "states with their vendor values, transitions with the specification row each rests "
+        "on, payload models and context fields.\n"
+    )
+    return header + "".join(f"\n{render(name, 'md')!s}" for name in names)
