@@ -6,11 +6,17 @@ refused event raises :class:`~lifecyclekit.TransitionRejected` carrying the same
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["Because", "Candidate", "Explanation", "GuardVerdict"]
+if TYPE_CHECKING:
+    from statemachine.state import State
+    from statemachine.transition import Transition
+
+    from lifecyclekit.lifecycle import Lifecycle
+
+__all__ = ["Because", "Candidate", "Explanation", "GuardVerdict", "build_explanation"]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
@@ -125,3 +131,77 @@ class Explanation(BaseModel):
                 failed if len(self.candidates) == 1 else f"to {candidate.target}: {failed}"
             )
         return f"{head}: {'; '.join(parts)}"
+
+
+def build_explanation(machine: Lifecycle, event_id: str, kwargs: dict[str, Any]) -> Explanation:
+    """What ``event_id`` would do on ``machine`` now, evaluating every guard."""
+    current = machine.states_map[machine.current_state_value]
+    candidates: list[Candidate] = []
+    if event_id in machine._event_ids and not current.final:
+        bound = getattr(machine, event_id)
+        for state in (current, *current.ancestors()):
+            for transition in state.transitions:
+                if not transition.initial and transition.match(event_id):
+                    candidates.append(_candidate(machine, transition, bound, current, kwargs))
+    if event_id not in machine._event_ids:
+        verdict = "unknown_event"
+    elif current.final:
+        verdict = "finished"
+    elif not candidates:
+        verdict = "no_transition"
+    elif any(c.passed for c in candidates):
+        verdict = "allowed"
+    else:
+        verdict = "guards_failed"
+    return Explanation(
+        machine=type(machine).__name__,
+        event=event_id,
+        state=current.id,
+        state_value=str(current.value),
+        verdict=verdict,
+        candidates=tuple(candidates),
+        allowed_events=tuple(dict.fromkeys(str(e) for e in machine.allowed_events)),
+    )
+
+
+def _candidate(
+    machine: Lifecycle,
+    transition: Transition,
+    event: Any,
+    current: State,
+    kwargs: dict[str, Any],
+) -> Candidate:
+    injected = {
+        **kwargs,
+        "machine": machine,
+        "model": machine.model,
+        "event": event,
+        "source": transition.source,
+        "target": transition.target,
+        "state": current,
+        "transition": transition,
+    }
+    verdicts: list[GuardVerdict] = []
+    key = transition.cond.key
+    if key in machine._callbacks:
+        for guard in machine._callbacks[key]:
+            # The wrapper's own call() reduces the answer to a bool; call the resolved
+            # callable to keep a Because's reason (pinned by tests/test_engine_hooks.py).
+            raw = guard._callback(**injected)
+            expected = guard.meta.expected_value is not False
+            verdicts.append(
+                GuardVerdict(
+                    name=guard.meta.attr_name,
+                    kind="cond" if expected else "unless",
+                    value=bool(raw),
+                    passed=bool(raw) == expected,
+                    detail=raw.reason if isinstance(raw, Because) else None,
+                )
+            )
+    target = transition.target
+    return Candidate(
+        source=transition.source.id,
+        target=target.id if target is not None else None,
+        guards=tuple(verdicts),
+        passed=all(v.passed for v in verdicts),
+    )

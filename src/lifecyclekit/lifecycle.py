@@ -10,8 +10,10 @@ changed) -> python-statemachine selects the transition, evaluating guards (refus
 :class:`~lifecyclekit.TransitionRejected` with every guard's verdict, nothing changed) ->
 callbacks run -> the state changes and one record is appended to :attr:`Lifecycle.history`.
 
-The two engine hooks this needs (``_put_nonblocking`` and ``_processing_loop``) are the only
-private python-statemachine names lifecyclekit touches; ``tests/test_engine_hooks.py`` pins them.
+The private python-statemachine names lifecyclekit relies on are few and pinned by
+``tests/test_engine_hooks.py``: the engine hooks ``_put_nonblocking`` and ``_processing_loop``
+(here), ``_engine.running`` (restored by :meth:`Lifecycle.atomic`), and the guard wrappers'
+``_callback`` (read by :func:`lifecyclekit.explain.build_explanation`).
 """
 
 from __future__ import annotations
@@ -19,32 +21,32 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Self, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from statemachine import StateMachine
 from statemachine.exceptions import TransitionNotAllowed
-from statemachine.factory import StateMachineMetaclass
 
-from lifecyclekit.errors import DefinitionError, PayloadError, SnapshotError, TransitionRejected
-from lifecyclekit.events import build_payload_table, validate_payload, validation_errors
-from lifecyclekit.explain import Because, Candidate, Explanation, GuardVerdict
-from lifecyclekit.snapshot import Provenance, Snapshot, TransitionRecord
+from lifecyclekit._meta import LifecycleMeta, edges
+from lifecyclekit.errors import PayloadError, SnapshotError, TransitionRejected
+from lifecyclekit.events import validate_payload, validation_errors
+from lifecyclekit.explain import Explanation, build_explanation
+from lifecyclekit.snapshot import (
+    Provenance,
+    Snapshot,
+    TransitionRecord,
+    check_history,
+    coerce_snapshot,
+)
 
 if TYPE_CHECKING:
     from statemachine.event_data import TriggerData
     from statemachine.state import State
-    from statemachine.transition import Transition
 
 __all__ = ["Clock", "Lifecycle", "TransitionInfo", "utc_now"]
 
 Clock = Callable[[], datetime]
 """A callable returning an aware ``datetime``; lifecycles read time only through it."""
-
-CONSTRUCTOR_ARGS = frozenset(
-    {"clock", "listeners", "model", "state_field", "context", "start_value"}
-)
-"""Keyword arguments of ``Lifecycle.__init__`` itself; no context field may take these names."""
 
 
 def utc_now() -> datetime:
@@ -74,83 +76,6 @@ class _HistoryRecorder:
 
 
 _RECORDER = _HistoryRecorder()
-
-
-class LifecycleMeta(StateMachineMetaclass):
-    """Builds python-statemachine's class, then lifecyclekit's per-class tables and checks."""
-
-    def __init__(cls, name: str, bases: tuple[type, ...], attrs: dict[str, Any]) -> None:
-        super().__init__(name, bases, attrs)  # type: ignore[arg-type]
-        lifecycle = cast("type[Lifecycle]", cls)
-        if lifecycle.allow_event_without_transition:
-            msg = (
-                f"{name} sets allow_event_without_transition = True; lifecycles are strict: an "
-                "event with no transition must raise. Remove the attribute."
-            )
-            raise DefinitionError(msg)
-        _check_context(name, lifecycle.Context)
-        declared: dict[str, type[BaseModel]] = {}
-        for klass in reversed(cls.__mro__):
-            declared.update(vars(klass).get("payloads", None) or {})
-        states = list(lifecycle.states)
-        lifecycle._event_ids = frozenset(str(event) for event in lifecycle._events)
-        lifecycle._payload_models = (
-            build_payload_table(name, declared, set(lifecycle._event_ids)) if states else {}
-        )
-        lifecycle._state_by_id = {state.id: state for state in states}
-        lifecycle._id_by_value = {state.value: state.id for state in states}
-        provenance: dict[tuple[str, str, str], Provenance] = {}
-        for klass in reversed(cls.__mro__):
-            provenance.update(vars(klass).get("provenance", None) or {})
-        lifecycle._provenance = _check_provenance(name, provenance, lifecycle) if states else {}
-
-
-def _edges(cls: type[Lifecycle]) -> Iterator[tuple[str, State, Transition]]:
-    # cls.states, not states_map: states sharing a value collapse in states_map.
-    for state in cls.states:
-        for transition in state.transitions:
-            if transition.initial:
-                continue
-            for event in transition.events:
-                yield str(event), state, transition
-
-
-def _check_provenance(
-    name: str, table: Mapping[tuple[str, str, str], Provenance], cls: type[Lifecycle]
-) -> dict[tuple[str, str, str], Provenance]:
-    edges = {
-        (event, source.id, (transition.target or source).id)
-        for event, source, transition in _edges(cls)
-    }
-    unknown = sorted(set(table) - edges)
-    if unknown:
-        msg = (
-            f"{name}.provenance names transitions that {name} does not have: "
-            f"{', '.join(f'{e} {s}->{t}' for e, s, t in unknown)}. Keys are "
-            "(event, source state id, target state id)."
-        )
-        raise DefinitionError(msg)
-    for key, value in table.items():
-        if not isinstance(value, Provenance):
-            msg = f"{name}.provenance[{key!r}] must be a lifecyclekit.Provenance, got {value!r}."
-            raise DefinitionError(msg)
-    return dict(table)
-
-
-def _check_context(name: str, context: object) -> None:
-    if context is None:
-        return
-    if not (isinstance(context, type) and issubclass(context, BaseModel)):
-        msg = f"{name}.Context must be a pydantic BaseModel subclass or None, got {context!r}."
-        raise DefinitionError(msg)
-    clashes = sorted(CONSTRUCTOR_ARGS & set(context.model_fields))
-    if clashes:
-        msg = (
-            f"{name}.Context field(s) {', '.join(map(repr, clashes))} clash with the "
-            f"constructor's own keyword arguments ({', '.join(sorted(CONSTRUCTOR_ARGS))}). "
-            "Rename them."
-        )
-        raise DefinitionError(msg)
 
 
 class Lifecycle(StateMachine, metaclass=LifecycleMeta):
@@ -452,7 +377,7 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
     def _rejection(self, trigger_data: TriggerData) -> TransitionRejected:
         event = trigger_data.event
         event_id = event.id if event is not None else ""
-        explanation = self._explain(event_id, trigger_data.kwargs)
+        explanation = build_explanation(self, event_id, trigger_data.kwargs)
         return TransitionRejected(explanation, set(self.configuration), event)
 
     def rejection(self, action: str, reason: str) -> TransitionRejected:
@@ -463,7 +388,7 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
             action: what was attempted (an event id, or a command like ``"observe"``).
             reason: why it is refused.
         """
-        explanation = self._explain(str(action), {})
+        explanation = build_explanation(self, str(action), {})
         current = self.states_map[self.current_state_value]
         message = f"Can't {action} {type(self).__name__} in {current.value}: {reason}"
         return TransitionRejected(explanation, set(self.configuration), message=message)
@@ -482,74 +407,7 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
             kwargs = validate_payload(
                 type(self).__name__, event_id, self._payload_models.get(event_id), args, data
             )
-        return self._explain(event_id, kwargs)
-
-    def _explain(self, event_id: str, kwargs: dict[str, Any]) -> Explanation:
-        current = self.states_map[self.current_state_value]
-        candidates: list[Candidate] = []
-        if event_id in self._event_ids and not current.final:
-            bound = getattr(self, event_id)
-            for state in (current, *current.ancestors()):
-                for transition in state.transitions:
-                    if not transition.initial and transition.match(event_id):
-                        candidates.append(self._candidate(transition, bound, current, kwargs))
-        if event_id not in self._event_ids:
-            verdict = "unknown_event"
-        elif current.final:
-            verdict = "finished"
-        elif not candidates:
-            verdict = "no_transition"
-        elif any(c.passed for c in candidates):
-            verdict = "allowed"
-        else:
-            verdict = "guards_failed"
-        return Explanation(
-            machine=type(self).__name__,
-            event=event_id,
-            state=current.id,
-            state_value=str(current.value),
-            verdict=verdict,
-            candidates=tuple(candidates),
-            allowed_events=tuple(dict.fromkeys(str(e) for e in self.allowed_events)),
-        )
-
-    def _candidate(
-        self, transition: Transition, event: Any, current: State, kwargs: dict[str, Any]
-    ) -> Candidate:
-        injected = {
-            **kwargs,
-            "machine": self,
-            "model": self.model,
-            "event": event,
-            "source": transition.source,
-            "target": transition.target,
-            "state": current,
-            "transition": transition,
-        }
-        verdicts: list[GuardVerdict] = []
-        key = transition.cond.key
-        if key in self._callbacks:
-            for guard in self._callbacks[key]:
-                # The wrapper's own call() reduces the answer to a bool; call the resolved
-                # callable to keep a Because's reason (pinned by tests/test_engine_hooks.py).
-                raw = guard._callback(**injected)
-                expected = guard.meta.expected_value is not False
-                verdicts.append(
-                    GuardVerdict(
-                        name=guard.meta.attr_name,
-                        kind="cond" if expected else "unless",
-                        value=bool(raw),
-                        passed=bool(raw) == expected,
-                        detail=raw.reason if isinstance(raw, Because) else None,
-                    )
-                )
-        target = transition.target
-        return Candidate(
-            source=transition.source.id,
-            target=target.id if target is not None else None,
-            guards=tuple(verdicts),
-            passed=all(v.passed for v in verdicts),
-        )
+        return build_explanation(self, event_id, kwargs)
 
     # -- introspection -------------------------------------------------------------------
 
@@ -558,7 +416,7 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
         """Every transition as data, in declaration order: event, source, target, guards,
         payload model and provenance (for ``show``, diagrams, docs and tests)."""
         rows = []
-        for event, source, transition in _edges(cls):
+        for event, source, transition in edges(cls):
             target = (transition.target or source).id
             guards = tuple(
                 f"!{spec.attr_name}" if spec.expected_value is False else str(spec.attr_name)
@@ -619,7 +477,7 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
             SnapshotError: the snapshot is malformed, names another machine, an unknown
                 state or another schema version, or its context does not validate.
         """
-        snap = _coerce_snapshot(snapshot)
+        snap = coerce_snapshot(snapshot)
         accepted = {
             klass.machine_key()
             for klass in cls.__mro__
@@ -645,7 +503,7 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
                 f"States of {cls.__name__}: {', '.join(cls._state_by_id)}."
             )
             raise SnapshotError(msg)
-        _check_history(snap)
+        check_history(snap)
         context = cls._restore_context(snap)
         instance = cls(
             clock=clock,
@@ -686,39 +544,3 @@ class TransitionInfo(BaseModel):
     payload: str | None
     """The name of the event's payload model, if any."""
     provenance: Provenance | None
-
-
-def _coerce_snapshot(snapshot: Snapshot | Mapping[str, Any] | str | bytes) -> Snapshot:
-    if isinstance(snapshot, Snapshot):
-        return snapshot
-    try:
-        if isinstance(snapshot, str | bytes):
-            return Snapshot.model_validate_json(snapshot)
-        return Snapshot.model_validate(snapshot)
-    except ValidationError as exc:
-        details = "; ".join(f"{f}: {m}" for f, m, _ in validation_errors(exc))
-        msg = f"Not a valid lifecycle snapshot: {details}."
-        raise SnapshotError(msg) from None
-
-
-def _check_history(snap: Snapshot) -> None:
-    history = snap.history
-    for expected, record in enumerate(history, start=1):
-        if record.seq != expected:
-            msg = (
-                f"Snapshot of {snap.machine!r} has a gap in its history: record {record.seq} "
-                f"where {expected} was expected."
-            )
-            raise SnapshotError(msg)
-    if history and history[-1].target != snap.state:
-        msg = (
-            f"Snapshot of {snap.machine!r} is in state {snap.state!r}, but its last history "
-            f"record ends in {history[-1].target!r}."
-        )
-        raise SnapshotError(msg)
-    if history and snap.revision < history[-1].seq:
-        msg = (
-            f"Snapshot of {snap.machine!r} has revision {snap.revision}, lower than its last "
-            f"history record ({history[-1].seq})."
-        )
-        raise SnapshotError(msg)

@@ -20,8 +20,8 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import Any, TypeVar
 
 from lifecyclekit.errors import DefinitionError, SnapshotError, UnknownLifecycle
-from lifecyclekit.lifecycle import Clock, Lifecycle, _coerce_snapshot
-from lifecyclekit.snapshot import Snapshot
+from lifecyclekit.lifecycle import Clock, Lifecycle
+from lifecyclekit.snapshot import Snapshot, coerce_snapshot
 
 __all__ = ["ENTRY_POINT_GROUP", "RESERVED_NAMES", "Registry", "registry"]
 
@@ -171,7 +171,7 @@ class Registry:
             SnapshotError: the snapshot is malformed, names no registered lifecycle, or
                 does not fit it (see :meth:`Lifecycle.restore`).
         """
-        snap = _coerce_snapshot(snapshot)
+        snap = coerce_snapshot(snapshot)
         try:
             cls = self.get(snap.machine)
         except UnknownLifecycle as err:

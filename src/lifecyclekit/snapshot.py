@@ -7,12 +7,15 @@ record type that history, stores and listeners share.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-__all__ = ["Provenance", "Snapshot", "TransitionRecord"]
+from lifecyclekit.errors import SnapshotError
+
+__all__ = ["Provenance", "Snapshot", "TransitionRecord", "check_history", "coerce_snapshot"]
 
 
 class TransitionRecord(BaseModel):
@@ -75,3 +78,55 @@ class Snapshot(BaseModel):
     history: tuple[TransitionRecord, ...] = ()
     revision: int = Field(default=0, ge=0)
     """How many transitions this instance has taken; stores use it for compare-and-set."""
+
+
+def coerce_snapshot(snapshot: Snapshot | Mapping[str, Any] | str | bytes) -> Snapshot:
+    """A :class:`Snapshot` from itself, its ``model_dump()`` or its JSON.
+
+    Raises:
+        SnapshotError: the data is not a snapshot.
+    """
+    if isinstance(snapshot, Snapshot):
+        return snapshot
+    try:
+        if isinstance(snapshot, str | bytes):
+            return Snapshot.model_validate_json(snapshot)
+        return Snapshot.model_validate(snapshot)
+    except ValidationError as exc:
+        details = "; ".join(f"{f}: {m}" for f, m, _ in _errors(exc))
+        msg = f"Not a valid lifecycle snapshot: {details}."
+        raise SnapshotError(msg) from None
+
+
+def check_history(snap: Snapshot) -> None:
+    """A snapshot's history is numbered 1..n without gaps and ends in its state.
+
+    Raises:
+        SnapshotError: it does not.
+    """
+    history = snap.history
+    for expected, record in enumerate(history, start=1):
+        if record.seq != expected:
+            msg = (
+                f"Snapshot of {snap.machine!r} has a gap in its history: record {record.seq} "
+                f"where {expected} was expected."
+            )
+            raise SnapshotError(msg)
+    if history and history[-1].target != snap.state:
+        msg = (
+            f"Snapshot of {snap.machine!r} is in state {snap.state!r}, but its last history "
+            f"record ends in {history[-1].target!r}."
+        )
+        raise SnapshotError(msg)
+    if history and snap.revision < history[-1].seq:
+        msg = (
+            f"Snapshot of {snap.machine!r} has revision {snap.revision}, lower than its last "
+            f"history record ({history[-1].seq})."
+        )
+        raise SnapshotError(msg)
+
+
+def _errors(exc: ValidationError) -> list[tuple[str, str, Any]]:
+    from lifecyclekit.errors import PayloadError
+
+    return PayloadError.from_validation_error("", "", exc).errors
