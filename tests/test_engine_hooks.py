@@ -42,3 +42,11 @@ def test_guard_wrappers_keep_the_resolved_callable() -> None:
     wrappers = list(ticket._callbacks[transition.cond.key])
     assert [w.meta.attr_name for w in wrappers] == ["has_capacity", "is_due"]
     assert all(callable(w._callback) for w in wrappers)
+
+
+def test_engine_running_flag_tracks_final_states() -> None:
+    """Lifecycle.atomic() restores psm's _engine.running after rolling back a final state."""
+    ticket = Ticket(ticket_id="t")
+    assert ticket._engine.running is True
+    ticket.cancel()
+    assert ticket._engine.running is False
