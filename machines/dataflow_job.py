@@ -219,6 +219,7 @@ class DataflowJob(Lifecycle):
         JobChange,
     )  # fmt: skip
     provenance = PROVENANCE
+    commands = frozenset({"observe", "request", "replace_with", "sync"})
 
     def __init__(self, *, initial_state: Any = None, **kwargs: Any) -> None:
         """Args:

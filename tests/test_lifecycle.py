@@ -248,3 +248,18 @@ def test_context_can_be_replaced_whole_by_its_model_only() -> None:
     with pytest.raises(PayloadError, match="takes a TicketContext instance"):
         ticket.context = {"ticket_id": "v"}
     assert ticket.context.ticket_id == "u"
+
+
+def test_call_runs_events_and_declared_commands_only() -> None:
+    """call() fires events and runs declared commands; anything else lists both."""
+    from lifecyclekit.machines import DataflowJob
+
+    job = DataflowJob(job_type="JOB_TYPE_STREAMING")
+    job.call("observe", "JOB_STATE_RUNNING")
+    job.call("drain")
+    assert job.state == "draining"
+    with pytest.raises(
+        TransitionRejected, match=r"neither an event nor a command.*Commands: observe, "
+    ):
+        job.call("snapshot")
+    assert job.state == "draining"

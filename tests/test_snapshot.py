@@ -126,10 +126,27 @@ def test_bad_snapshots_raise_snapshot_error(data: Any, pattern: str) -> None:
 
 def test_history_gap_is_refused() -> None:
     """A history whose seq numbers skip is not a snapshot this library wrote."""
-    data = _good()
-    data["history"][0]["seq"] = 2
-    with pytest.raises(SnapshotError, match="gap in its history"):
+    ticket = Ticket(ticket_id="t", clock=FixedClock())
+    ticket.start()
+    ticket.retry()
+    data = ticket.snapshot().model_dump(mode="json")
+    data["history"][1]["seq"] = 3
+    data["revision"] = 3
+    with pytest.raises(SnapshotError, match="gap in its history: record 3 where 2"):
         Ticket.restore(data)
+
+
+def test_a_tail_window_of_history_restores() -> None:
+    """A snapshot may carry only its latest records; numbering continues from them."""
+    ticket = Ticket(ticket_id="t", clock=FixedClock())
+    ticket.start()
+    ticket.retry()
+    data = ticket.snapshot().model_dump(mode="json")
+    data["history"] = data["history"][-1:]
+    restored = Ticket.restore(data)
+    restored.cancel()
+    assert [r.seq for r in restored.history] == [2, 3]
+    assert restored.revision == 3
 
 
 def test_registry_restore_of_unknown_machine() -> None:

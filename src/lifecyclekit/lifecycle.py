@@ -120,6 +120,10 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
     lifecycle_name: ClassVar[str | None] = None
     """The registry name, set by ``registry.register(name)`` (inherited by subclasses)."""
 
+    commands: ClassVar[frozenset[str]] = frozenset()
+    """Methods that drive this lifecycle besides its events (``DataflowJob.observe``, say);
+    :meth:`call` and the store's ``send`` accept them by name."""
+
     noop_when_finished: ClassVar[frozenset[str]] = frozenset()
     """Events accepted as no-ops once the instance is finished (WorkManager's ``cancel()`` on
     a finished work, say); any other event on a finished instance is refused."""
@@ -379,6 +383,24 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
         event_id = event.id if event is not None else ""
         explanation = build_explanation(self, event_id, trigger_data.kwargs)
         return TransitionRejected(explanation, set(self.configuration), event)
+
+    def call(self, name: str, /, *args: Any, **data: Any) -> Any:
+        """Fire the event ``name``, or run the command ``name``, with ``data``.
+
+        Raises:
+            TransitionRejected: ``name`` is neither an event nor a declared command (the
+                message lists both), or the event is refused.
+            PayloadError: the data does not validate.
+        """
+        if name in self._event_ids:
+            return self.send(name, *args, **data)
+        if name in self.commands:
+            return getattr(self, name)(*args, **data)
+        events = ", ".join(sorted(self._event_ids)) or "none"
+        commands = ", ".join(sorted(self.commands)) or "none"
+        action = f"call {name!r} on"
+        reason = f"it is neither an event nor a command. Events: {events}. Commands: {commands}."
+        raise self.rejection(action, reason)
 
     def rejection(self, action: str, reason: str) -> TransitionRejected:
         """Build the refusal a lifecycle's own command raises, worded like the built-in ones:

@@ -99,13 +99,17 @@ def coerce_snapshot(snapshot: Snapshot | Mapping[str, Any] | str | bytes) -> Sna
 
 
 def check_history(snap: Snapshot) -> None:
-    """A snapshot's history is numbered 1..n without gaps and ends in its state.
+    """A snapshot's history is contiguous and ends in its state.
+
+    It may be a tail window (a store restores an instance with its last record only), so
+    numbering may start above 1, but never passes the revision.
 
     Raises:
-        SnapshotError: it does not.
+        SnapshotError: it is not.
     """
     history = snap.history
-    for expected, record in enumerate(history, start=1):
+    first = history[0].seq if history else 1
+    for expected, record in enumerate(history, start=first):
         if record.seq != expected:
             msg = (
                 f"Snapshot of {snap.machine!r} has a gap in its history: record {record.seq} "

@@ -1,0 +1,40 @@
+"""Functions child processes run against a shared store (importable by name for spawn)."""
+
+from __future__ import annotations
+
+import random
+
+from lifecyclekit import LifecycleError
+from lifecyclekit.store import open_store
+from tests.store_machines import REGISTRY
+
+
+def flip_many(url: str, seed: int, sends: int, ids: list[str]) -> int:
+    """Send ``sends`` flips to random instances; return how many succeeded."""
+    rng = random.Random(seed)
+    done = 0
+    with open_store(url, registry=REGISTRY) as store:
+        for n in range(sends):
+            try:
+                store.send(rng.choice(ids), "flip", text=f"{seed}-{n}")
+            except LifecycleError:
+                continue
+            done += 1
+    return done
+
+
+def flip_with_keys(url: str, keys: list[str]) -> int:
+    """Send one flip per key (to instance key % 10), keyed for idempotency."""
+    with open_store(url, registry=REGISTRY) as store:
+        for key in keys:
+            store.send(f"i{int(key) % 10}", "flip", text=key, idempotency_key=key)
+    return len(keys)
+
+
+def flip_forever(url: str, ids: list[str]) -> None:
+    """Flip until killed."""
+    with open_store(url, registry=REGISTRY) as store:
+        n = 0
+        while True:
+            store.send(ids[n % len(ids)], "flip", text=str(n))
+            n += 1
