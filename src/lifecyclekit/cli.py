@@ -1,4 +1,4 @@
-"""The ``lifecyclekit`` command: see, export and check lifecycles from the shell.
+"""The ``lifecyclekit`` command: see, export, check and drive lifecycles from the shell.
 
 Thin by design: every verb calls :mod:`lifecyclekit.registry`, :mod:`~lifecyclekit.diagrams`,
 :mod:`~lifecyclekit.export` or :mod:`~lifecyclekit.check`. User mistakes print one line on
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -192,3 +193,159 @@ def gallery(output: str, builtin: bool) -> None:
                 _write(render(name, "svg"), str(folder / f"{name}.svg"))
             except DiagramError as exc:
                 click.echo(f"lifecyclekit: no SVG for {name}: {exc}", err=True)
+
+
+# -- driving lifecycles in a store -----------------------------------------------------------
+
+_STORE = click.option(
+    "--store",
+    "store_url",
+    envvar="LIFECYCLEKIT_STORE",
+    default="sqlite:///lifecyclekit.db",
+    show_default=True,
+    help="Store URL (env LIFECYCLEKIT_STORE).",
+)
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+
+
+def _open(url: str) -> Any:
+    from lifecyclekit.store import open_store
+
+    return open_store(url)
+
+
+def _json_data(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    data = json.loads(text)
+    if not isinstance(data, dict):
+        msg = f"--data/--context must be a JSON object, got {text!r}"
+        raise ValueError(msg)
+    return data
+
+
+def _settings(pairs: tuple[str, ...]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep:
+            msg = f"--set takes key=value, got {pair!r}"
+            raise ValueError(msg)
+        try:
+            values[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[key] = raw
+    return values
+
+
+def _print_status(snapshot: Any, as_json: bool, instance_id: str) -> None:
+    if as_json:
+        click.echo(json.dumps({"id": instance_id, **snapshot.model_dump(mode="json")}, indent=2))
+        return
+    cls = registry.get(snapshot.machine)
+    value = next(s.value for s in cls.states_map.values() if s.id == snapshot.state)
+    click.echo(f"id:       {instance_id}\nmachine:  {snapshot.machine}")
+    click.echo(f"state:    {snapshot.state} ({value})\nrevision: {snapshot.revision}")
+    for key, val in (snapshot.context or {}).items():
+        click.echo(f"  {key:<24} {json.dumps(val)}")
+
+
+@main.command()
+@click.argument("name")
+@click.option("--id", "instance_id", help="The instance id (generated when absent).")
+@click.option("--set", "pairs", multiple=True, help="A context field: key=value (JSON values).")
+@click.option("--context", "context_json", help="The context as a JSON object.")
+@_STORE
+@_JSON
+def new(
+    name: str,
+    instance_id: str | None,
+    pairs: tuple[str, ...],
+    context_json: str | None,
+    store_url: str,
+    as_json: bool,
+) -> None:
+    """Create an instance of lifecycle NAME in the store."""
+    with _user_errors(), _open(store_url) as store:
+        context = _json_data(context_json) | _settings(pairs)
+        instance_id = instance_id or uuid.uuid4().hex
+        _print_status(store.create(name, id=instance_id, **context), as_json, instance_id)
+
+
+@main.command()
+@click.argument("instance_id")
+@click.argument("event")
+@click.option("--data", "data_json", help="The event's data as a JSON object.")
+@click.option("--key", "idempotency_key", help="Idempotency key: applied at most once.")
+@_STORE
+@_JSON
+def send(
+    instance_id: str,
+    event: str,
+    data_json: str | None,
+    idempotency_key: str | None,
+    store_url: str,
+    as_json: bool,
+) -> None:
+    """Fire EVENT (or run a command) on a stored instance; a refusal exits 1, store unchanged."""
+    from statemachine.exceptions import TransitionNotAllowed
+
+    with _user_errors(), _open(store_url) as store:
+        try:
+            snapshot = store.send(
+                instance_id, event, idempotency_key=idempotency_key, **_json_data(data_json)
+            )
+        except TransitionNotAllowed as refusal:
+            click.echo(f"refused: {refusal}", err=True)
+            sys.exit(1)
+        _print_status(snapshot, as_json, instance_id)
+
+
+@main.command()
+@click.argument("instance_id")
+@_STORE
+@_JSON
+def status(instance_id: str, store_url: str, as_json: bool) -> None:
+    """The state and context of a stored instance."""
+    with _user_errors(), _open(store_url) as store:
+        _print_status(store.get(instance_id), as_json, instance_id)
+
+
+@main.command()
+@click.argument("instance_id")
+@_STORE
+@_JSON
+def history(instance_id: str, store_url: str, as_json: bool) -> None:
+    """The transitions of a stored instance, oldest first."""
+    with _user_errors(), _open(store_url) as store:
+        records = store.history(instance_id)
+    if as_json:
+        click.echo(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
+        return
+    click.echo(f"{'seq':>4}  {'at':<32} {'event':<22} {'source':<22} {'target':<22} payload")
+    for r in records:
+        mark = " (inferred)" if r.inferred else ""
+        payload = json.dumps(r.payload) if r.payload else ""
+        click.echo(
+            f"{r.seq:>4}  {r.at.isoformat():<32} {r.event + mark:<22} {r.source:<22} "
+            f"{r.target:<22} {payload}"
+        )
+
+
+@main.command("ls")
+@click.option("--name", help="Only instances of this lifecycle.")
+@click.option("--state", help="Only instances in this state (id).")
+@click.option("--limit", default=100, show_default=True)
+@_STORE
+@_JSON
+def ls(name: str | None, state: str | None, limit: int, store_url: str, as_json: bool) -> None:
+    """Stored instances, most recently changed first."""
+    with _user_errors(), _open(store_url) as store:
+        found = store.find(name=name, state=state, limit=limit)
+    if as_json:
+        click.echo(json.dumps([s.model_dump(mode="json") for s in found], indent=2))
+        return
+    click.echo(f"{'id':<34} {'machine':<22} {'state':<22} {'revision':>8}  updated")
+    for s in found:
+        updated = s.updated_at.isoformat(timespec="seconds")
+        click.echo(f"{s.id:<34} {s.machine:<22} {s.state:<22} {s.revision:>8}  {updated}")
