@@ -13,6 +13,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
+	@echo "== examples/store_tour.py: lifecycles in the embedded store, driven from the shell"
+	@$(PY) examples/store_tour.py
+	@echo
 	@echo "== examples/quickstart.py: a lifecycle of your own, subclassed and driven"
 	@$(PY) examples/quickstart.py
 	@echo

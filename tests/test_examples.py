@@ -9,10 +9,11 @@ from pathlib import Path
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
-def run(name: str) -> str:
-    return subprocess.run(
+def run(name: str, stream: str = "stdout") -> str:
+    done = subprocess.run(
         [sys.executable, str(EXAMPLES / name)], capture_output=True, text=True, check=True
-    ).stdout
+    )
+    return str(getattr(done, stream))
 
 
 def test_quickstart_prints_refusal_and_history() -> None:
@@ -46,3 +47,17 @@ def test_work_chain_tells_the_spec_story() -> None:
     assert (
         rows["Notify APPENDed to the failed chain: FAILED"] == ["SUCCEEDED"] * 2 + ["FAILED"] * 3
     )
+
+
+def test_store_tour_drives_the_embedded_store() -> None:
+    """The tour creates, drives, refuses and lists stored instances."""
+    out = run("store_tour.py")
+    assert "$ lifecyclekit send orders observe" in out
+    assert "state:    drained (JOB_STATE_DRAINED)" in out
+    refusals = run("store_tour.py", "stderr")
+    assert "refused: Can't start OneTimeWork in ENQUEUED: constraints_met is False" in refusals
+    listing = out.split("$ lifecyclekit ls", 1)[1].splitlines()
+    assert [line.split()[:4] for line in listing[2:4]] == [
+        ["upload", "one-time-work", "succeeded", "2"],
+        ["orders", "dataflow-job", "drained", "4"],
+    ]

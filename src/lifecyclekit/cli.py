@@ -247,7 +247,8 @@ def _print_status(snapshot: Any, as_json: bool, instance_id: str) -> None:
     click.echo(f"id:       {instance_id}\nmachine:  {snapshot.machine}")
     click.echo(f"state:    {snapshot.state} ({value})\nrevision: {snapshot.revision}")
     for key, val in (snapshot.context or {}).items():
-        click.echo(f"  {key:<24} {json.dumps(val)}")
+        if val not in (None, [], {}):  # --json shows every field
+            click.echo(f"  {key:<24} {json.dumps(val)}")
 
 
 @main.command()
