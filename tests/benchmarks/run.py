@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
+import tempfile
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.benchmarks import core  # noqa: E402
+from tests.benchmarks import core, store  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -52,12 +54,32 @@ def table(report: dict[str, Any]) -> str:
     return "\n".join([line(header), rule, *(line(r) for r in rows)])
 
 
+def store_table(rows: dict[str, dict[str, float]]) -> str:
+    header = ["store", "lifecyclekit send/s", "raw db/s", "lifecyclekit / raw"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for label, row in rows.items():
+        lines.append(
+            f"| {label} | {row['lifecyclekit send/s']:,.0f} | {row['raw db/s']:,.0f} | "
+            f"{row['lifecyclekit / raw']:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke run")
+    parser.add_argument("--postgres", default=os.environ.get("LIFECYCLEKIT_TEST_POSTGRES"))
     args = parser.parse_args(argv)
     sizes = {"per_batch": 50, "batches": 3, "instances": 200} if args.quick else {}
     report = core.run(**sizes)
+    with tempfile.TemporaryDirectory() as folder:
+        urls = {
+            "sqlite synchronous=FULL": f"sqlite:///{folder}/full.db",
+            "sqlite synchronous=NORMAL": f"sqlite:///{folder}/normal.db?synchronous=normal",
+        }
+        if args.postgres:
+            urls["postgresql"] = args.postgres
+        report["store"] = store.run_store(urls, sends=20 if args.quick else 200)
     report["environment"] = {
         "python": platform.python_version(),
         "python-statemachine": version("python-statemachine"),
@@ -67,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
         "commit": _commit(),
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    text = table(report)
+    text = table(report) + "\n\n" + store_table(report["store"])
     print(text)
     if args.quick:
         return
@@ -86,7 +108,11 @@ def main(argv: list[str] | None = None) -> None:
         f"{text}\n\n"
         "`event` is one event without payload; `event+payload` validates a pydantic payload "
         "(by hand for the baselines). The baselines' snapshot/restore are `{state, context}` "
-        "dicts built by hand; lifecyclekit's also carry history and are validated on restore.\n"
+        "dicts built by hand; lifecyclekit's also carry history and are validated on restore. "
+        "Store rows: transitions per second over all processes (each on instances of its "
+        "own); raw db is one row read, one compare-and-set update and one history insert per "
+        "transition through the same driver; lifecyclekit's send also returns the snapshot "
+        "with its whole history.\n"
     )
     print(f"\nwritten to {RESULTS / 'latest.json'}")
 

@@ -271,18 +271,21 @@ class BaseStore(ABC):
         """
         for _ in range(MAX_ATTEMPTS):
             try:
-                if self._send_once(id, name, args, data, idempotency_key):
-                    break
+                result = self._send_once(id, name, args, data, idempotency_key)
             except Exception as exc:
                 if not self._is_conflict(exc):
                     raise
-        else:
-            msg = f"Gave up on {id!r} after {MAX_ATTEMPTS} conflicting writes."
-            raise StoreError(msg)
-        return self.get(id)
+                continue
+            if result is not None:
+                return result
+        msg = f"Gave up on {id!r} after {MAX_ATTEMPTS} conflicting writes."
+        raise StoreError(msg)
 
-    def _send_once(self, id: str, name: str, args: Any, data: Any, key: str | None) -> bool:
-        """One attempt in one transaction; False when another writer won the row."""
+    def _send_once(
+        self, id: str, name: str, args: Any, data: Any, key: str | None
+    ) -> Snapshot | None:
+        """One attempt in one transaction: the new snapshot, or None when another writer won
+        the row. The returned snapshot's history is read in the same transaction."""
         with self._transaction(write=True) as cursor:
             if (
                 key is not None
@@ -290,11 +293,15 @@ class BaseStore(ABC):
                     cursor, "SELECT 1 FROM lk_keys WHERE instance_id = ? AND key = ?", (id, key)
                 ).fetchone()
             ):
-                return True
+                instance, _ = self._load(cursor, id, last_only=False)
+                return instance.snapshot()
             instance, version = self._load(cursor, id, last_only=True)
             stored = instance.revision
             instance.call(name, *args, **data)
-            return self._save(cursor, id, instance, version, stored, key)
+            if not self._save(cursor, id, instance, version, stored, key):
+                return None
+            history = tuple(self._records(cursor, id, last_only=False))
+            return instance.snapshot().model_copy(update={"history": history})
 
     def _save(
         self,
