@@ -56,9 +56,24 @@ class WorkGraph:
 
     Args:
         clock: the clock every work of the graph reads (default: UTC now).
+        store: keep the graph in a store (``open_store(url)``): every operation is then one
+            store transaction, and the graph survives restarts and serves many processes
+            (see :class:`~lifecyclekit.machines.work_graph_store.StoredWorkGraph`).
+        name: with ``store``, which graph of the store (several can share one).
     """
 
-    def __init__(self, *, clock: Clock | None = None) -> None:
+    def __new__(
+        cls, *, clock: Clock | None = None, store: Any = None, name: str = "default"
+    ) -> Any:
+        if store is not None and cls is WorkGraph:
+            from .work_graph_store import StoredWorkGraph
+
+            return super().__new__(StoredWorkGraph)
+        return super().__new__(cls)
+
+    def __init__(
+        self, *, clock: Clock | None = None, store: Any = None, name: str = "default"
+    ) -> None:
         self.clock = clock
         self._works: dict[UUID, Lifecycle] = {}
         self._prereqs: dict[UUID, list[UUID]] = {}

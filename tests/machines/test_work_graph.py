@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 from lifecyclekit.machines import (
+    ChainedWork,
     DeviceConditions,
     PeriodicWorkRequest,
     StopReason,
@@ -31,11 +32,6 @@ def states(graph: WorkGraph, *requests: WorkRequest) -> list[str]:
 def run(graph: WorkGraph, request: WorkRequest, result: WorkResult = OK) -> None:
     graph.start(request.id)
     graph.finish(request.id, result)
-
-
-@pytest.fixture
-def graph(clock: ManualClock) -> WorkGraph:
-    return WorkGraph(clock=clock)
 
 
 def test_spec_chain_downloads_merge_upload(graph: WorkGraph) -> None:
@@ -78,8 +74,22 @@ def test_cancel_cascades_and_leaves_other_prerequisites(graph: WorkGraph) -> Non
     assert states(graph, *w) == ["CANCELLED", "CANCELLED", "CANCELLED", "ENQUEUED", "CANCELLED"]
 
 
-def test_first_terminal_wins_and_cascades_walk_through(graph: WorkGraph) -> None:
-    """A cancelled node is not failed later, and the failure still reaches past it."""
+def test_first_terminal_wins(graph: WorkGraph) -> None:
+    """A cancelled work is never failed by a later failure cascade, nor the reverse."""
+    a, b, c = WorkRequest(worker="A"), WorkRequest(worker="B"), WorkRequest(worker="C")
+    graph.begin_with(a).then(b).then(c).enqueue()
+    graph.cancel(b.id)
+    graph.start(a.id)
+    graph.finish(a.id, WorkResult.failure())
+    assert states(graph, a, b, c) == ["FAILED", "CANCELLED", "CANCELLED"]
+    graph.cancel(a.id)
+    assert states(graph, a, b, c) == ["FAILED", "CANCELLED", "CANCELLED"]
+
+
+def test_cascades_walk_through_finished_works() -> None:
+    """C3: the failure reaches past a work that is already CANCELLED (a race WorkManager
+    allows; built here by cancelling B behind the graph's back, so in memory only)."""
+    graph = WorkGraph(clock=ManualClock())
     a, b, c = WorkRequest(worker="A"), WorkRequest(worker="B"), WorkRequest(worker="C")
     graph.begin_with(a).then(b).then(c).enqueue()
     graph.work(b.id).send("cancel")  # B itself cancelled, cascade not run by the graph
@@ -198,20 +208,26 @@ def test_unknown_ids_are_lookup_errors(graph: WorkGraph) -> None:
         graph.cancel(missing)
 
 
-def test_a_refused_operation_changes_nothing(graph: WorkGraph) -> None:
-    """If a step of a propagation fails, the whole graph is as before."""
+def test_a_refused_operation_changes_nothing(
+    graph: WorkGraph, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If a step of a propagation fails, the whole graph is as before (in memory: every
+    touched work's atomic(); stored: the one store transaction)."""
+    original = ChainedWork._note_failure
+
+    def explode(self: ChainedWork, prerequisite: UUID) -> None:
+        if self.context.worker == "C":
+            msg = "callback exploded"
+            raise RuntimeError(msg)
+        original(self, prerequisite)
+
+    # Patched before the works exist: psm binds callbacks when an instance is built.
+    monkeypatch.setattr(ChainedWork, "_note_failure", explode)
     a, b, c = WorkRequest(worker="A"), WorkRequest(worker="B"), WorkRequest(worker="C")
     graph.begin_with(a).then(b).then(c).enqueue()
     graph.start(a.id)
     before = graph.snapshot()
-
-    class Boom:
-        def on_enter_failed(self) -> None:
-            msg = "listener exploded"
-            raise RuntimeError(msg)
-
-    graph.work(c.id).add_listener(Boom())
-    with pytest.raises(RuntimeError, match="listener exploded"):
+    with pytest.raises(RuntimeError, match="callback exploded"):
         graph.finish(a.id, WorkResult.failure())
     assert graph.snapshot() == before
     assert states(graph, a, b, c) == ["RUNNING", "BLOCKED", "BLOCKED"]

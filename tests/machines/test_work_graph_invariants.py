@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lifecyclekit.machines import WorkContinuation, WorkGraph, WorkRequest, WorkResult, WorkState
 
 from lifecyclekit import LifecycleError
+from lifecyclekit.store import open_store
 from tests.machines.conftest import ManualClock
 
 RESULTS = [WorkResult.success({"v": 1}), WorkResult.failure(), WorkResult.retry()]
@@ -80,14 +82,16 @@ def check_invariants(graph: WorkGraph, works: list[WorkRequest], finished: dict[
             ), "a descendant of a failed or cancelled work succeeded"
 
 
-@settings(max_examples=60)
-@given(operations)
-def test_graph_invariants(ops: list[tuple[str, int, WorkResult]]) -> None:
+@pytest.mark.parametrize("stored", [False, True], ids=["memory", "stored"])
+@settings(max_examples=40)
+@given(ops=operations)
+def test_graph_invariants(stored: bool, ops: list[tuple[str, int, WorkResult]]) -> None:
     """Finished works stay finished; BLOCKED is never left for RUNNING with an unfinished
     prerequisite; a failed or cancelled work's descendants never succeed; refusals change
     nothing; snapshot -> restore is the identity."""
     clock = ManualClock()
-    graph = WorkGraph(clock=clock)
+    store = open_store("sqlite:///:memory:") if stored else None
+    graph = WorkGraph(clock=clock, store=store)
     works = diamond(graph)
     finished: dict[Any, str] = {}
     for op, index, result in ops:
@@ -100,3 +104,7 @@ def test_graph_invariants(ops: list[tuple[str, int, WorkResult]]) -> None:
         check_invariants(graph, works, finished)
         snap = graph.snapshot()
         assert WorkGraph.restore(snap.model_dump_json(), clock=clock).snapshot() == snap
+    if store is not None:
+        reopened = WorkGraph(clock=clock, store=store)
+        assert reopened.snapshot() == graph.snapshot()
+        store.close()

@@ -25,7 +25,10 @@ def reset_postgres(url: str) -> None:
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as connection:
-        for table in ("lk_keys", "lk_history", "lk_instances", "lk_meta"):
+        for table in (
+            "lk_keys", "lk_history", "lk_instances", "lk_meta",
+            "lk_graph", "lk_graph_works", "lk_graph_edges", "lk_graph_names",
+        ):  # fmt: skip
             connection.execute(f"DROP TABLE IF EXISTS {table}")
 
 

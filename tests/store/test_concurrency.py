@@ -70,3 +70,26 @@ def test_a_process_killed_mid_send_leaves_the_store_consistent(store_url: str) -
     with open_store(store_url, registry=REGISTRY) as store:
         assert assert_consistent(store) > 0
         store.send("i0", "flip", text="after the crash")
+
+
+def test_a_stored_graph_driven_by_four_processes(store_url: str) -> None:
+    """12 chains of 3 works drained by 4 processes: each work runs exactly once, every
+    dependent is unblocked, and no propagation is lost."""
+    from lifecyclekit.machines import WorkGraph, WorkRequest
+
+    with open_store(store_url) as store:
+        graph = WorkGraph(store=store)
+        chains = [[WorkRequest(worker="Step") for _ in range(3)] for _ in range(12)]
+        for a, b, c in chains:
+            graph.begin_with(a).then(b).then(c).enqueue()
+    deadline = time.time() + 120
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        ran = pool.starmap(workers.drain_graph, [(store_url, deadline)] * 4)
+    assert sum(ran) == 36
+    with open_store(store_url) as store:
+        graph = WorkGraph(store=store)
+        for chain in chains:
+            for position, request in enumerate(chain):
+                events = [r.event for r in graph.work(request.id).history]
+                expected = ["start", "finish"]
+                assert events == (["prerequisite_succeeded", *expected] if position else expected)

@@ -38,3 +38,28 @@ def flip_forever(url: str, ids: list[str]) -> None:
         while True:
             store.send(ids[n % len(ids)], "flip", text=str(n))
             n += 1
+
+
+def drain_graph(url: str, deadline: float) -> int:
+    """Start and finish whatever is runnable in the shared graph until nothing is left."""
+    import time
+
+    from lifecyclekit.machines import WorkGraph, WorkResult
+
+    done = 0
+    with open_store(url) as store:
+        graph = WorkGraph(store=store)
+        while time.time() < deadline:
+            ready = graph.runnable()
+            if not ready:
+                if all(i.state.is_finished for i in graph.infos_by_tag("Step")):
+                    return done
+                continue
+            work_id = random.choice(ready)
+            try:
+                graph.start(work_id)
+            except LifecycleError:
+                continue  # another process started it first
+            graph.finish(work_id, WorkResult.success({"by": 1}))
+            done += 1
+    return done

@@ -9,6 +9,7 @@ in-memory behaviour are one code path.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
@@ -20,8 +21,10 @@ from lifecyclekit.store._core import (
     SCHEMA_VERSION,
     BaseStore,
     InstanceSummary,
+    Session,
     StoreError,
     UnknownInstance,
+    WriteConflict,
 )
 
 __all__ = [
@@ -29,9 +32,11 @@ __all__ = [
     "MAX_ATTEMPTS",
     "SCHEMA_VERSION",
     "InstanceSummary",
+    "Session",
     "Store",
     "StoreError",
     "UnknownInstance",
+    "WriteConflict",
     "open_store",
 ]
 
@@ -40,6 +45,9 @@ DEFAULT_URL = "sqlite:///lifecyclekit.db"
 
 class Store(Protocol):
     """What every back-end offers."""
+
+    registry: Registry
+    clock: Clock | None
 
     def create(self, name: str, id: str | None = None, **context: Any) -> Snapshot: ...
     def get(self, id: str) -> Snapshot: ...
@@ -53,6 +61,8 @@ class Store(Protocol):
     ) -> list[InstanceSummary]: ...
     def count(self, name: str | None = None, state: str | None = None) -> int: ...
     def delete(self, id: str) -> None: ...
+    def session(self, *, write: bool = True) -> AbstractContextManager[Session]: ...
+    def is_conflict(self, exc: Exception) -> bool: ...
     def close(self) -> None: ...
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import uuid
 from abc import ABC, abstractmethod
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,15 +24,17 @@ from lifecyclekit.snapshot import Snapshot, TransitionRecord
 
 __all__ = [
     "MAX_ATTEMPTS",
+    "Session",
     "SCHEMA_VERSION",
     "BaseStore",
     "InstanceSummary",
     "StoreError",
     "UnknownInstance",
+    "WriteConflict",
 ]
 
 SCHEMA_VERSION = 1
-MAX_ATTEMPTS = 20
+MAX_ATTEMPTS = 50
 """How often ``send`` re-loads and re-fires after losing a compare-and-set race."""
 
 SCHEMA = (
@@ -54,6 +57,10 @@ class StoreError(LifecycleError):
     """A store operation failed: a duplicate id, a newer schema, endless write conflicts."""
 
 
+class WriteConflict(StoreError):
+    """Another writer changed a row this transaction read; retry the whole operation."""
+
+
 class UnknownInstance(StoreError, LookupError):
     """No stored instance has that id."""
 
@@ -71,6 +78,56 @@ class InstanceSummary(BaseModel):
     state: str
     revision: int
     updated_at: datetime
+
+
+class Session:
+    """One store transaction, for coordinators that change many instances at once.
+
+    Everything done through a session commits together or not at all. Obtained from
+    :meth:`BaseStore.session`; instances it loads are live until the session ends.
+    """
+
+    def __init__(self, store: BaseStore, cursor: Any) -> None:
+        self.store = store
+        self.cursor = cursor
+        self._versions: dict[str, tuple[int, int]] = {}
+
+    def execute(self, query: str, params: tuple[Any, ...] = ()) -> Any:
+        """Run SQL written with ``?`` placeholders (rewritten for the back-end)."""
+        return self.store._exec(self.cursor, query, params)
+
+    def load(self, id: str, *, clock: Clock | None = None) -> Lifecycle:
+        """The live instance (with its last history record); remembered for :meth:`save`.
+
+        Args:
+            id: the instance id.
+            clock: the clock the instance reads (default: the store's).
+        """
+        instance, version = self.store._load(self.cursor, id, last_only=True, clock=clock)
+        self._versions[id] = (version, instance.revision)
+        return instance
+
+    def add(self, id: str, instance: Lifecycle) -> None:
+        """Store a new instance under ``id``."""
+        self.store._insert(self.cursor, id, instance.snapshot())
+        self._versions[id] = (1, instance.revision)
+
+    def save(self, id: str, instance: Lifecycle) -> None:
+        """Write a loaded (or added) instance back, with compare-and-set on its row.
+
+        Raises:
+            StoreError: another writer changed the row since it was loaded.
+        """
+        version, stored = self._versions[id]
+        if not self.store._save(self.cursor, id, instance, version, stored, None):
+            msg = f"Instance {id!r} was changed by another writer; retry the operation."
+            raise WriteConflict(msg)
+        self._versions[id] = (version + 1, instance.revision)
+
+    def remove(self, id: str) -> None:
+        """Delete an instance with its history and keys."""
+        self.store._delete(self.cursor, id)
+        self._versions.pop(id, None)
 
 
 class BaseStore(ABC):
@@ -95,6 +152,11 @@ class BaseStore(ABC):
     def _is_conflict(self, exc: Exception) -> bool:
         """Whether ``exc`` means another writer won (the transaction may be retried)."""
         return False
+
+    def is_conflict(self, exc: Exception) -> bool:
+        """Whether ``exc``, raised inside a :meth:`session`, means another writer won and
+        the whole operation should be retried (a serialization failure, a lost CAS)."""
+        return isinstance(exc, WriteConflict) or self._is_conflict(exc)
 
     @abstractmethod
     def close(self) -> None:
@@ -185,7 +247,9 @@ class BaseStore(ABC):
             ).fetchall()
         ]  # fmt: skip
 
-    def _load(self, cursor: Any, instance_id: str, *, last_only: bool) -> tuple[Lifecycle, int]:
+    def _load(
+        self, cursor: Any, instance_id: str, *, last_only: bool, clock: Clock | None = None
+    ) -> tuple[Lifecycle, int]:
         """The live instance and its row version; a corrupt row is a SnapshotError."""
         machine, schema_version, state, context, revision, version = self._row(cursor, instance_id)
         try:
@@ -197,7 +261,7 @@ class BaseStore(ABC):
                 history=tuple(self._records(cursor, instance_id, last_only)),
                 revision=revision,
             )
-            instance = self.registry.restore(snapshot, clock=self.clock)
+            instance = self.registry.restore(snapshot, clock=clock or self.clock)
         except (SnapshotError, ValidationError, ValueError) as exc:
             msg = f"Stored instance {instance_id!r} is corrupt: {exc}"
             raise SnapshotError(msg) from None
@@ -216,23 +280,31 @@ class BaseStore(ABC):
         snap = instance.snapshot()
         try:
             with self._transaction(write=True) as cursor:
-                self._exec(
-                    cursor,
-                    "INSERT INTO lk_instances (id, machine, schema_version, state, context,"
-                    " revision, version, updated_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?)",
-                    (
-                        instance_id, snap.machine, snap.schema_version, snap.state,
-                        json.dumps(snap.context) if snap.context is not None else None,
-                        snap.revision, self._now(),
-                    ),
-                )  # fmt: skip
-                self._insert_history(cursor, instance_id, snap.history)
+                self._insert(cursor, instance_id, snap)
         except Exception as exc:
             if self._is_duplicate(exc):
                 msg = f"A stored instance with id {instance_id!r} already exists."
                 raise StoreError(msg) from None
             raise
         return snap
+
+    def _insert(self, cursor: Any, instance_id: str, snap: Snapshot) -> None:
+        self._exec(
+            cursor,
+            "INSERT INTO lk_instances (id, machine, schema_version, state, context,"
+            " revision, version, updated_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?)",
+            (
+                instance_id, snap.machine, snap.schema_version, snap.state,
+                json.dumps(snap.context) if snap.context is not None else None,
+                snap.revision, self._now(),
+            ),
+        )  # fmt: skip
+        self._insert_history(cursor, instance_id, snap.history)
+
+    def session(self, *, write: bool = True) -> AbstractContextManager[Session]:
+        """A transaction as a :class:`Session` (commits when the block ends); ``write=False``
+        for reads only (SQLite then does not take its write lock)."""
+        return _session(self, write)
 
     def get(self, id: str) -> Snapshot:
         """The stored snapshot, with its whole history.
@@ -376,12 +448,21 @@ class BaseStore(ABC):
         """
         with self._transaction(write=True) as cursor:
             self._row(cursor, id)
-            for table, column in (("lk_history", "instance_id"), ("lk_keys", "instance_id")):
-                self._exec(cursor, f"DELETE FROM {table} WHERE {column} = ?", (id,))
-            self._exec(cursor, "DELETE FROM lk_instances WHERE id = ?", (id,))
+            self._delete(cursor, id)
+
+    def _delete(self, cursor: Any, id: str) -> None:
+        for table in ("lk_history", "lk_keys"):
+            self._exec(cursor, f"DELETE FROM {table} WHERE instance_id = ?", (id,))
+        self._exec(cursor, "DELETE FROM lk_instances WHERE id = ?", (id,))
 
     def __enter__(self) -> BaseStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextmanager
+def _session(store: BaseStore, write: bool) -> Iterator[Session]:
+    with store._transaction(write=write) as cursor:
+        yield Session(store, cursor)
