@@ -346,7 +346,7 @@ def ls(name: str | None, state: str | None, limit: int, store_url: str, as_json:
     if as_json:
         click.echo(json.dumps([s.model_dump(mode="json") for s in found], indent=2))
         return
-    click.echo(f"{'id':<34} {'machine':<22} {'state':<22} {'revision':>8}  updated")
+    click.echo(f"{'id':<36} {'machine':<22} {'state':<22} {'revision':>8}  updated")
     for s in found:
         updated = s.updated_at.isoformat(timespec="seconds")
-        click.echo(f"{s.id:<34} {s.machine:<22} {s.state:<22} {s.revision:>8}  {updated}")
+        click.echo(f"{s.id:<36} {s.machine:<22} {s.state:<22} {s.revision:>8}  {updated}")
