@@ -13,8 +13,11 @@ from lifecyclekit import (
     LifecycleError,
     PayloadError,
     SnapshotError,
+    StoreError,
     TransitionRejected,
+    UnknownInstance,
     UnknownLifecycle,
+    WriteConflict,
 )
 from tests.sample_machines import Ticket
 
@@ -27,6 +30,9 @@ from tests.sample_machines import Ticket
         (PayloadError, (LifecycleError, ValueError)),
         (SnapshotError, (LifecycleError, ValueError)),
         (TransitionRejected, (LifecycleError, TransitionNotAllowed)),
+        (StoreError, (LifecycleError,)),
+        (UnknownInstance, (StoreError, LookupError)),
+        (WriteConflict, (StoreError,)),
     ],
 )
 def test_error_parents(error: type[Exception], parents: tuple[type[Exception], ...]) -> None:

@@ -15,8 +15,11 @@ from lifecyclekit.errors import (
     LifecycleError,
     PayloadError,
     SnapshotError,
+    StoreError,
     TransitionRejected,
+    UnknownInstance,
     UnknownLifecycle,
+    WriteConflict,
 )
 from lifecyclekit.explain import Because, Candidate, Explanation, GuardVerdict
 from lifecyclekit.lifecycle import Clock, Lifecycle, TransitionInfo, utc_now
@@ -41,11 +44,14 @@ __all__ = [
     "Snapshot",
     "SnapshotError",
     "State",
+    "StoreError",
     "TransitionInfo",
     "TransitionNotAllowed",
     "TransitionRecord",
     "TransitionRejected",
+    "UnknownInstance",
     "UnknownLifecycle",
+    "WriteConflict",
     "registry",
     "utc_now",
 ]

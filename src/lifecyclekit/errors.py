@@ -7,6 +7,9 @@
     ├── UnknownLifecycle      no lifecycle registered under that name (also LookupError)
     ├── PayloadError          event data failed validation (also ValueError)
     ├── SnapshotError         a snapshot cannot be restored (also ValueError)
+    ├── StoreError            a store operation failed
+    │   ├── UnknownInstance   no stored instance has that id (also LookupError)
+    │   └── WriteConflict     another writer won; the operation may be re-run
     └── TransitionRejected    an event was refused (also psm's TransitionNotAllowed)
 
 Refusals stay python-statemachine's :class:`~statemachine.exceptions.TransitionNotAllowed`
@@ -31,8 +34,11 @@ __all__ = [
     "LifecycleError",
     "PayloadError",
     "SnapshotError",
+    "StoreError",
     "TransitionRejected",
+    "UnknownInstance",
     "UnknownLifecycle",
+    "WriteConflict",
 ]
 
 
@@ -116,6 +122,21 @@ class PayloadError(LifecycleError, ValueError):
 
 class SnapshotError(LifecycleError, ValueError):
     """A snapshot cannot be restored: unknown machine or state, wrong schema, bad context."""
+
+
+class StoreError(LifecycleError):
+    """A store operation failed: a duplicate id, a newer schema, endless write conflicts."""
+
+
+class UnknownInstance(StoreError, LookupError):
+    """No stored instance has that id."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class WriteConflict(StoreError):
+    """Another writer changed a row this transaction read; re-run the whole operation."""
 
 
 class TransitionRejected(LifecycleError, TransitionNotAllowed):

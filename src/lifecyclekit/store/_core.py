@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from lifecyclekit.errors import LifecycleError, SnapshotError
+from lifecyclekit.errors import SnapshotError, StoreError, UnknownInstance, WriteConflict
 from lifecyclekit.lifecycle import Clock, Lifecycle
 from lifecyclekit.registry import Registry
 from lifecyclekit.registry import registry as default_registry
@@ -51,21 +51,6 @@ SCHEMA = (
     """CREATE TABLE IF NOT EXISTS lk_keys (
         instance_id TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (instance_id, key))""",
 )
-
-
-class StoreError(LifecycleError):
-    """A store operation failed: a duplicate id, a newer schema, endless write conflicts."""
-
-
-class WriteConflict(StoreError):
-    """Another writer changed a row this transaction read; retry the whole operation."""
-
-
-class UnknownInstance(StoreError, LookupError):
-    """No stored instance has that id."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 class InstanceSummary(BaseModel):
