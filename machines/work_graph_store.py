@@ -251,7 +251,7 @@ class StoredWorkGraph(WorkGraph):
         position = session.execute(
             "SELECT COALESCE(MAX(position), 0) FROM lk_graph_works WHERE graph = ?", (graph,)
         ).fetchone()[0]
-        for work_id in sorted(self._added - works.deleted, key=list(works.data).index):
+        for work_id in [w for w in works.data if w in self._added and w not in works.deleted]:
             position += 1
             session.add(str(work_id), works.data[work_id])
             session.execute(

@@ -356,9 +356,6 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
             self._pending = trigger_data
         try:
             super()._put_nonblocking(trigger_data, internal=internal)
-        except TransitionRejected:
-            self._pending = None
-            raise
         except TransitionNotAllowed:
             # The engine stopped in a final state and refuses before selecting transitions.
             self._pending = None
@@ -368,10 +365,10 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
         pending = self._pending
         try:
             return super()._processing_loop(caller_future)
-        except TransitionRejected:
-            raise
         except TransitionNotAllowed as err:
-            if pending is None or err.event is not pending.event:
+            if isinstance(err, TransitionRejected) or pending is None:
+                raise
+            if err.event is not pending.event:
                 raise
             raise self._rejection(pending) from None
         finally:
