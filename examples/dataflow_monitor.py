@@ -10,9 +10,12 @@ record. Prints a timeline: time, state, requested state, and whether a step was 
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 from lifecyclekit.machines import DataflowJob
+
+from lifecyclekit.diagrams import render
 
 POLLS = Path(__file__).resolve().parent / "data" / "dataflow_polls.json"
 
@@ -48,6 +51,12 @@ def main() -> None:
         f"\nfinal: {job.state_value} (Beam PipelineState {job.pipeline_state}), "
         f"finished={job.is_finished}, {len(job.history)} transitions in history"
     )
+    # The job's diagram: its current state highlighted, the path it took numbered.
+    diagram = str(render(job, "mermaid", path=True))
+    target = Path(tempfile.gettempdir()) / f"{job.context.name}.mmd"
+    target.write_text(diagram)
+    print(f"\ndiagram written to {target}; the path it shows:")
+    print("\n".join(line for line in diagram.splitlines() if " #" in line))
 
 
 if __name__ == "__main__":

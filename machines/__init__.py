@@ -17,6 +17,7 @@ from .dataflow_job import (
 from .one_time_work import OneTimeWork
 from .periodic_work import PeriodicWork
 from .work import (
+    Backoff,
     BackoffPolicy,
     Constraints,
     DeviceConditions,
@@ -33,6 +34,7 @@ from .work import (
 from .work_graph import UnknownWork, WorkContinuation, WorkGraph, WorkGraphError
 
 __all__ = [
+    "Backoff",
     "BackoffPolicy",
     "ChainedWork",
     "Constraints",

@@ -23,7 +23,6 @@ from .work import (
     WorkInfo,
     WorkResult,
     WorkState,
-    backoff_delay_for,
 )
 
 __all__ = [
@@ -165,9 +164,7 @@ class WorkBehaviour:
         if last is None:
             return None
         if spec.run_attempt_count > 0:
-            return last + backoff_delay_for(
-                spec.backoff_policy, spec.backoff_delay, spec.run_attempt_count
-            )
+            return spec.backoff.next_run_at(last, spec.run_attempt_count)  # type: ignore[no-any-return]
         if not self.periodic:
             return last + spec.initial_delay  # type: ignore[no-any-return]
         first = spec.period_count == 0

@@ -38,6 +38,7 @@ __all__ = [
     "MIN_BACKOFF_DELAY",
     "MIN_PERIODIC_FLEX",
     "MIN_PERIODIC_INTERVAL",
+    "Backoff",
     "BackoffPolicy",
     "Constraints",
     "DeviceConditions",
@@ -312,6 +313,29 @@ def backoff_delay_for(
     return timedelta(milliseconds=min(total, MAX_BACKOFF_DELAY // timedelta(milliseconds=1)))
 
 
+class Backoff(BaseModel):
+    """A work's backoff criteria (``setBackoffCriteria``): policy and delay, clamped to
+    [10 s, 5 h] with a warning (§3.2)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    policy: BackoffPolicy = BackoffPolicy.EXPONENTIAL
+    delay: timedelta = DEFAULT_BACKOFF_DELAY
+
+    @field_validator("delay")
+    @classmethod
+    def _clamp(cls, value: timedelta) -> timedelta:
+        return _clamped("backoff_delay", value, MIN_BACKOFF_DELAY, MAX_BACKOFF_DELAY)
+
+    def delay_for(self, run_attempt_count: int) -> timedelta:
+        """The wait after the ``run_attempt_count``-th attempt (see :func:`backoff_delay_for`)."""
+        return backoff_delay_for(self.policy, self.delay, run_attempt_count)
+
+    def next_run_at(self, last_enqueue_time: datetime, run_attempt_count: int) -> datetime:
+        """§3.3 branch 2: ``lastEnqueueTime + min(delay(n), 5 h)`` for a backed-off work."""
+        return last_enqueue_time + self.delay_for(run_attempt_count)
+
+
 def _clamped(field: str, value: timedelta, low: timedelta, high: timedelta | None) -> timedelta:
     if value < timedelta(0):
         msg = f"must not be negative (got {value}); allowed: {low} to {high or 'no limit'}"
@@ -356,6 +380,11 @@ class _RequestFields(_Model):
     @classmethod
     def _clamp_backoff(cls, value: timedelta) -> timedelta:
         return _clamped("backoff_delay", value, MIN_BACKOFF_DELAY, MAX_BACKOFF_DELAY)
+
+    @property
+    def backoff(self) -> Backoff:
+        """The backoff criteria as one value."""
+        return Backoff.model_construct(policy=self.backoff_policy, delay=self.backoff_delay)
 
     @model_validator(mode="after")
     def _worker_is_a_tag(self) -> Self:

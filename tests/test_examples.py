@@ -29,6 +29,8 @@ def test_dataflow_monitor_infers_the_missed_draining() -> None:
     out = run("dataflow_monitor.py")
     assert "JOB_STATE_DRAINED    JOB_STATE_DRAINED    drain (inferred), finish_drain" in out
     assert "final: JOB_STATE_DRAINED (Beam PipelineState DRAINED), finished=True" in out
+    assert "    running --> draining : drain [is_streaming] #3" in out
+    assert "diagram written to" in out
 
 
 def test_work_chain_tells_the_spec_story() -> None:

@@ -182,3 +182,18 @@ def test_work_result_outcomes() -> None:
     assert WorkResult.retry().outcome == "retry"
     with pytest.raises(ValueError, match="retry\\(\\) carries no output"):
         WorkResult(outcome="retry", output={"k": 1})
+
+
+def test_backoff_value_object() -> None:
+    """Backoff clamps like setBackoffCriteria and computes the spec's next run time."""
+    from datetime import UTC, datetime
+
+    from lifecyclekit.machines import Backoff
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    linear = Backoff(policy="LINEAR", delay=timedelta(seconds=30))
+    assert linear.next_run_at(start, 3) == start + timedelta(seconds=90)
+    assert Backoff().next_run_at(start, 11) == start + timedelta(hours=5)
+    with pytest.warns(UserWarning, match="using 0:00:10"):
+        assert Backoff(delay=timedelta(seconds=1)).delay == timedelta(seconds=10)
+    assert WorkRequest(backoff_policy="LINEAR").backoff == Backoff(policy="LINEAR")
