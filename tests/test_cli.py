@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from lifecyclekit import registry
 from lifecyclekit.cli import main
 from lifecyclekit.export import to_document
 from tests.test_check import FAULTY
@@ -102,9 +103,8 @@ def test_check_names_and_files(cli: CliRunner, tmp_path: Path) -> None:
     """check passes registered lifecycles and exits 1 listing findings of a faulty file."""
     assert cli.invoke(main, ["check"]).exit_code == 0
     good = tmp_path / "good.json"
-    good.write_text(
-        json.dumps(to_document(__import__("lifecyclekit").registry.get("one-time-work")))
-    )
+    good.write_text(json.dumps(to_document(registry.get("one-time-work"))))
+    assert cli.invoke(main, ["check", str(good)]).output == f"{good}: ok\n"
     faulty = tmp_path / "faulty.json"
     faulty.write_text(json.dumps(FAULTY))
     result = cli.invoke(main, ["check", str(faulty)])
