@@ -23,7 +23,7 @@ from lifecyclekit import Clock, Lifecycle
 from lifecyclekit.store import MAX_ATTEMPTS, Session, Store, StoreError, WriteConflict
 
 from .work import DeviceConditions, WorkInfo
-from .work_continuation import GraphSnapshot, WorkContinuation
+from .work_continuation import GraphSnapshot, UnknownWork, WorkContinuation
 from .work_graph import WorkGraph
 
 __all__ = ["StoredWorkGraph"]
@@ -355,9 +355,14 @@ class StoredWorkGraph(WorkGraph):
         do not persist; drive it through the graph)."""
         if self._session is not None:
             return super().work(work_id)
-        self._read(super().work, work_id)  # UnknownWork unless it belongs to this graph
-        snapshot = self.store.get(str(work_id))
-        return self.store.registry.restore(snapshot, clock=self.clock)
+        with self.store.session(write=False) as session:
+            member = session.execute(
+                "SELECT 1 FROM lk_graph_works WHERE graph = ? AND work_id = ?",
+                (self.name, str(work_id)),
+            ).fetchone()
+        if not member:
+            raise UnknownWork(work_id)
+        return self.store.load(str(work_id), clock=self.clock)
 
     def snapshot(self) -> GraphSnapshot:
         return self._read(super().snapshot)

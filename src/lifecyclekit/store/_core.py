@@ -302,9 +302,17 @@ class BaseStore(ABC):
             instance, _ = self._load(cursor, id, last_only=False)
         return instance.snapshot()
 
-    def load(self, id: str) -> Lifecycle:
-        """A live instance; its later event calls do not persist by themselves."""
-        return self.registry.restore(self.get(id), clock=self.clock)
+    def load(self, id: str, *, clock: Clock | None = None) -> Lifecycle:
+        """A live instance with its whole history; its later event calls do not persist by
+        themselves.
+
+        Args:
+            id: the instance id.
+            clock: the clock the instance reads (default: the store's).
+        """
+        with self._transaction(write=False) as cursor:
+            instance, _ = self._load(cursor, id, last_only=False, clock=clock)
+        return instance
 
     def history(self, id: str) -> list[TransitionRecord]:
         """The stored transitions of an instance, oldest first."""
