@@ -13,9 +13,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from lifecyclekit.machines import DataflowJob
-
 from lifecyclekit.diagrams import render
+from lifecyclekit.machines import DataflowJob
 
 POLLS = Path(__file__).resolve().parent / "data" / "dataflow_polls.json"
 

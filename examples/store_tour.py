@@ -12,9 +12,8 @@ import shlex
 import tempfile
 from pathlib import Path
 
-from lifecyclekit.machines import WorkGraph, WorkRequest, WorkResult
-
 from lifecyclekit.cli import main
+from lifecyclekit.machines import WorkGraph, WorkRequest, WorkResult
 from lifecyclekit.store import open_store
 
 

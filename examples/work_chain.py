@@ -10,14 +10,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+from lifecyclekit import TransitionRejected
 from lifecyclekit.machines import (
     Constraints,
     WorkGraph,
     WorkRequest,
     WorkResult,
 )
-
-from lifecyclekit import TransitionRejected
 
 
 class Clock:

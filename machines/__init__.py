@@ -1,37 +1,37 @@
 """lifecyclekit's ready-made lifecycles, installed as ``lifecyclekit.machines``.
 
-Each module holds one lifecycle and imports only lifecyclekit's public API. The registry
-finds them through the ``lifecyclekit.machines`` entry points declared in
-``pyproject.toml``, so the framework itself never imports this package.
+One wing per upstream system: :mod:`.dataflow` (Google Cloud Dataflow jobs) and
+:mod:`.workmanager` (Android WorkManager work). Each lifecycle module holds one lifecycle and
+imports only lifecyclekit's public API. The registry finds them through the
+``lifecyclekit.machines`` entry points declared in ``pyproject.toml``, so the framework itself
+never imports this package.
 """
 
 from __future__ import annotations
 
-from .chained_work import ChainedWork
-from .dataflow_job import (
-    DataflowJob,
-    DataflowJobContext,
-    JobChange,
-    ObservedDataflowJob,
-)
-from .one_time_work import OneTimeWork
-from .periodic_work import PeriodicWork
-from .work import (
+from .dataflow import DataflowJob, DataflowJobContext, JobChange, ObservedDataflowJob
+from .workmanager import (
     Backoff,
     BackoffPolicy,
+    ChainedWork,
     Constraints,
     DeviceConditions,
     ExistingPeriodicWorkPolicy,
     ExistingWorkPolicy,
     NetworkType,
+    OneTimeWork,
+    PeriodicWork,
     PeriodicWorkRequest,
     StopReason,
+    UnknownWork,
+    WorkContinuation,
+    WorkGraph,
+    WorkGraphError,
     WorkInfo,
     WorkRequest,
     WorkResult,
     WorkState,
 )
-from .work_graph import UnknownWork, WorkContinuation, WorkGraph, WorkGraphError
 
 __all__ = [
     "Backoff",

@@ -9,10 +9,10 @@ import sysconfig
 import venv
 from pathlib import Path
 
-import lifecyclekit.machines
 import pytest
 
 import lifecyclekit
+import lifecyclekit.machines
 
 ROOT = Path(__file__).resolve().parents[1]
 

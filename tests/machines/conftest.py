@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from lifecyclekit.machines import WorkGraph
 
+from lifecyclekit.machines import WorkGraph
 from lifecyclekit.store import open_store
 
 

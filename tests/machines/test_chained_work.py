@@ -6,10 +6,10 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from lifecyclekit.machines import ChainedWork, WorkResult
 from statemachine.exceptions import TransitionNotAllowed
 
 from lifecyclekit import TransitionRejected
+from lifecyclekit.machines import ChainedWork, WorkResult
 from tests.machines.conftest import ManualClock
 
 A, B = uuid4(), uuid4()

@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from lifecyclekit.machines import DataflowJob
 
 from lifecyclekit import PayloadError, TransitionNotAllowed
+from lifecyclekit.machines import DataflowJob
 
 dataflow = pytest.importorskip("google.cloud.dataflow_v1beta3")
 

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from lifecyclekit.machines import DataflowJob, ObservedDataflowJob
 from statemachine.exceptions import TransitionNotAllowed
 
 from lifecyclekit import LifecycleError, PayloadError, registry
+from lifecyclekit.machines import DataflowJob, ObservedDataflowJob
 from tests.machines.test_dataflow_observe import DOCUMENTED, OBSERVED, STATES, job_in
 
 T0 = datetime(2024, 3, 13, 20, 30, tzinfo=UTC)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from lifecyclekit.machines import DataflowJob, ObservedDataflowJob
 from statemachine.exceptions import TransitionNotAllowed
+
+from lifecyclekit.machines import DataflowJob, ObservedDataflowJob
 
 STATES = (
     "unknown stopped running done failed cancelled updated draining drained pending "

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from lifecyclekit.machines import DataflowJob, ObservedDataflowJob
 from statemachine.exceptions import TransitionNotAllowed
 
 from lifecyclekit import PayloadError, TransitionRejected
+from lifecyclekit.machines import DataflowJob, ObservedDataflowJob
 from tests.machines.test_dataflow_observe import FINAL, STATES, job_in
 
 REQUESTABLE = [

@@ -6,6 +6,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from statemachine.exceptions import TransitionNotAllowed
+
+from lifecyclekit import PayloadError, TransitionRejected, registry
 from lifecyclekit.machines import (
     Constraints,
     DeviceConditions,
@@ -14,9 +17,6 @@ from lifecyclekit.machines import (
     WorkResult,
     WorkState,
 )
-from statemachine.exceptions import TransitionNotAllowed
-
-from lifecyclekit import PayloadError, TransitionRejected, registry
 from tests.machines.conftest import ManualClock
 
 SETUP = {"enqueued": [], "running": ["start"], "succeeded": ["start", "succeed"],

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from lifecyclekit.machines import PeriodicWork, StopReason, WorkResult
 from statemachine.exceptions import TransitionNotAllowed
 
 from lifecyclekit import LifecycleError, registry
+from lifecyclekit.machines import PeriodicWork, StopReason, WorkResult
 from tests.machines.conftest import ManualClock
 
 HOUR = timedelta(hours=1)

@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
+
 from lifecyclekit.machines import (
     ChainedWork,
     DeviceConditions,
@@ -19,7 +20,6 @@ from lifecyclekit.machines import (
     WorkRequest,
     WorkResult,
 )
-
 from tests.machines.conftest import ManualClock
 
 OK = WorkResult.success()

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lifecyclekit.machines import WorkContinuation, WorkGraph, WorkRequest, WorkResult, WorkState
 
 from lifecyclekit import LifecycleError
+from lifecyclekit.machines import WorkContinuation, WorkGraph, WorkRequest, WorkResult, WorkState
 from lifecyclekit.store import open_store
 from tests.machines.conftest import ManualClock
 

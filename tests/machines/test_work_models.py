@@ -6,6 +6,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+
+from lifecyclekit import PayloadError
 from lifecyclekit.machines import (
     BackoffPolicy,
     Constraints,
@@ -16,9 +18,7 @@ from lifecyclekit.machines import (
     WorkRequest,
     WorkResult,
 )
-from lifecyclekit.machines.work import MAX_DATA_BYTES, backoff_delay_for
-
-from lifecyclekit import PayloadError
+from lifecyclekit.machines.workmanager.model import MAX_DATA_BYTES, backoff_delay_for
 
 MS = timedelta(milliseconds=1)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+
 from lifecyclekit.machines import (
     ExistingPeriodicWorkPolicy,
     ExistingWorkPolicy,
@@ -14,7 +15,6 @@ from lifecyclekit.machines import (
     WorkRequest,
     WorkResult,
 )
-
 from tests.machines.conftest import ManualClock
 
 

@@ -32,9 +32,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from lifecyclekit import Lifecycle, PayloadError, State, registry
 
-from ._dataflow_data import (
+from ._api import (
     JOB_STATE_NAMES,
-    PROVENANCE,
     REQUESTABLE,
     JobFields,
     api_name,
@@ -43,6 +42,7 @@ from ._dataflow_data import (
     parse_state,
     read_job,
 )
+from ._spec import PROVENANCE
 
 __all__ = ["DataflowJob", "DataflowJobContext", "JobChange", "ObservedDataflowJob"]
 

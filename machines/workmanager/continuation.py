@@ -14,10 +14,10 @@ from pydantic import BaseModel, ConfigDict
 
 from lifecyclekit import LifecycleError, Snapshot
 
-from .work import ExistingWorkPolicy, PeriodicWorkRequest, WorkRequest
+from .model import ExistingWorkPolicy, PeriodicWorkRequest, WorkRequest
 
 if TYPE_CHECKING:
-    from .work_graph import WorkGraph
+    from .graph import WorkGraph
 
 __all__ = ["JOIN_WORKER", "GraphSnapshot", "UnknownWork", "WorkContinuation", "WorkGraphError"]
 

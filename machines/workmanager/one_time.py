@@ -13,8 +13,8 @@ from typing import Any
 
 from lifecyclekit import Lifecycle, State, registry
 
-from ._work_lifecycle import WORK_PAYLOADS, WorkBehaviour, result_transitions, row
-from .work import WorkSpec
+from ._lifecycle import WORK_PAYLOADS, WorkBehaviour, result_transitions, row
+from .model import WorkSpec
 
 __all__ = ["ONE_TIME_PROVENANCE", "OneTimeWork", "OneTimeWorkEffects"]
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from lifecyclekit import Lifecycle, State, registry
 
-from ._work_lifecycle import WORK_PAYLOADS, WorkBehaviour, row
-from .work import PeriodicWorkSpec, StopReason
+from ._lifecycle import WORK_PAYLOADS, WorkBehaviour, row
+from .model import PeriodicWorkSpec, StopReason
 
 __all__ = ["PeriodicWork"]
 

@@ -14,9 +14,9 @@ from uuid import UUID
 
 from lifecyclekit import Because, Lifecycle, State, registry
 
-from ._work_lifecycle import WORK_PAYLOADS, PrerequisitePayload, result_transitions, row
-from .one_time_work import ONE_TIME_PROVENANCE, OneTimeWorkEffects
-from .work import WorkSpec, WorkState
+from ._lifecycle import WORK_PAYLOADS, PrerequisitePayload, result_transitions, row
+from .model import WorkSpec, WorkState
+from .one_time import ONE_TIME_PROVENANCE, OneTimeWorkEffects
 
 __all__ = ["ChainedWork", "initial_state_for"]
 

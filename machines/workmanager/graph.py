@@ -19,10 +19,16 @@ from uuid import UUID
 
 from lifecyclekit import Clock, Lifecycle, registry
 
-from .chained_work import ChainedWork
-from .one_time_work import OneTimeWork
-from .periodic_work import PeriodicWork
-from .work import (
+from .chained import ChainedWork
+from .continuation import (
+    JOIN_WORKER,
+    GraphSnapshot,
+    UnknownWork,
+    WorkContinuation,
+    WorkGraphError,
+)
+from .merge import merge_inputs
+from .model import (
     DeviceConditions,
     ExistingPeriodicWorkPolicy,
     ExistingWorkPolicy,
@@ -33,14 +39,8 @@ from .work import (
     WorkResult,
     WorkState,
 )
-from .work_continuation import (
-    JOIN_WORKER,
-    GraphSnapshot,
-    UnknownWork,
-    WorkContinuation,
-    WorkGraphError,
-)
-from .work_merge import merge_inputs
+from .one_time import OneTimeWork
+from .periodic import PeriodicWork
 
 __all__ = ["JOIN_WORKER", "UnknownWork", "WorkContinuation", "WorkGraph", "WorkGraphError"]
 
@@ -58,7 +58,7 @@ class WorkGraph:
         clock: the clock every work of the graph reads (default: UTC now).
         store: keep the graph in a store (``open_store(url)``): every operation is then one
             store transaction, and the graph survives restarts and serves many processes
-            (see :class:`~lifecyclekit.machines.work_graph_store.StoredWorkGraph`).
+            (see :class:`~lifecyclekit.machines.workmanager._graph_store.StoredWorkGraph`).
         name: with ``store``, which graph of the store (several can share one).
     """
 
@@ -66,7 +66,7 @@ class WorkGraph:
         cls, *, clock: Clock | None = None, store: Any = None, name: str = "default"
     ) -> Any:
         if store is not None and cls is WorkGraph:
-            from .work_graph_store import StoredWorkGraph
+            from ._graph_store import StoredWorkGraph
 
             return super().__new__(StoredWorkGraph)
         return super().__new__(cls)

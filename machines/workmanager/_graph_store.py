@@ -22,9 +22,9 @@ from uuid import UUID
 from lifecyclekit import Clock, Lifecycle
 from lifecyclekit.store import MAX_ATTEMPTS, Session, Store, StoreError, WriteConflict
 
-from .work import DeviceConditions, WorkInfo
-from .work_continuation import GraphSnapshot, UnknownWork, WorkContinuation
-from .work_graph import WorkGraph
+from .continuation import GraphSnapshot, UnknownWork, WorkContinuation
+from .graph import WorkGraph
+from .model import DeviceConditions, WorkInfo
 
 __all__ = ["StoredWorkGraph"]
 

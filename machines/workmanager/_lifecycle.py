@@ -15,7 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from lifecyclekit import Because, Provenance, State
 
-from .work import (
+from .model import (
     DeviceConditions,
     Periodicity,
     StopReason,

@@ -1,0 +1,52 @@
+"""Android WorkManager work: ``OneTimeWork``, ``PeriodicWork``, ``ChainedWork`` and the
+``WorkGraph`` that coordinates chains and unique work.
+
+``model.py`` holds the requests, constraints, backoff, data and ``WorkInfo``; one module per
+lifecycle (``one_time.py``, ``periodic.py``, ``chained.py``) over their shared pieces
+(``_lifecycle.py``); ``continuation.py``, ``merge.py`` and ``graph.py`` build and drive chains.
+"""
+
+from __future__ import annotations
+
+from .chained import ChainedWork
+from .graph import UnknownWork, WorkContinuation, WorkGraph, WorkGraphError
+from .model import (
+    Backoff,
+    BackoffPolicy,
+    Constraints,
+    DeviceConditions,
+    ExistingPeriodicWorkPolicy,
+    ExistingWorkPolicy,
+    NetworkType,
+    PeriodicWorkRequest,
+    StopReason,
+    WorkInfo,
+    WorkRequest,
+    WorkResult,
+    WorkState,
+)
+from .one_time import OneTimeWork
+from .periodic import PeriodicWork
+
+__all__ = [
+    "Backoff",
+    "BackoffPolicy",
+    "ChainedWork",
+    "Constraints",
+    "DeviceConditions",
+    "ExistingPeriodicWorkPolicy",
+    "ExistingWorkPolicy",
+    "NetworkType",
+    "OneTimeWork",
+    "PeriodicWork",
+    "PeriodicWorkRequest",
+    "StopReason",
+    "UnknownWork",
+    "WorkContinuation",
+    "WorkGraph",
+    "WorkGraphError",
+    "WorkInfo",
+    "WorkRequest",
+    "WorkResult",
+    "WorkState",
+]
