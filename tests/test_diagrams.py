@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lifecyclekit import registry
+from lifecyclekit import MissingDependency, registry
 from lifecyclekit.diagrams import DiagramError, render
 from tests.sample_machines import Door, FixedClock, Ticket
 
@@ -135,6 +135,6 @@ def test_missing_graphviz_says_how_to_install(
 def test_missing_pydot_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without pydot, DOT/SVG/PNG name the extra; md and mermaid need nothing."""
     monkeypatch.setitem(sys.modules, "pydot", None)
-    with pytest.raises(DiagramError, match=r"pip install 'lifecyclekit\[diagrams\]'"):
+    with pytest.raises(MissingDependency, match=r"pip install 'lifecyclekit\[diagrams\]'"):
         render(Ticket, "dot")
     assert render(Ticket, "md")

@@ -10,7 +10,9 @@ from statemachine.exceptions import InvalidDefinition, TransitionNotAllowed
 import lifecyclekit.errors as errors_module
 from lifecyclekit import (
     DefinitionError,
+    DiagramError,
     LifecycleError,
+    MissingDependency,
     PayloadError,
     SnapshotError,
     StoreError,
@@ -33,6 +35,8 @@ from tests.sample_machines import Ticket
         (StoreError, (LifecycleError,)),
         (UnknownInstance, (StoreError, LookupError)),
         (WriteConflict, (StoreError,)),
+        (MissingDependency, (LifecycleError, ImportError)),
+        (DiagramError, (LifecycleError,)),
     ],
 )
 def test_error_parents(error: type[Exception], parents: tuple[type[Exception], ...]) -> None:
@@ -41,9 +45,13 @@ def test_error_parents(error: type[Exception], parents: tuple[type[Exception], .
 
 
 def test_tree_is_drawn_in_the_module_docstring() -> None:
-    """Every public error appears in the drawn tree."""
+    """Every public error class appears in the drawn tree."""
     doc = errors_module.__doc__ or ""
-    for name in errors_module.__all__:
+    classes = [
+        name for name in errors_module.__all__ if isinstance(getattr(errors_module, name), type)
+    ]
+    assert len(classes) >= 11
+    for name in classes:
         assert name in doc
 
 
@@ -55,3 +63,17 @@ def test_transition_rejected_pickles() -> None:
     copy = pickle.loads(pickle.dumps(info.value))
     assert str(copy) == str(info.value)
     assert copy.reasons == info.value.reasons
+
+
+def test_optional_import_names_the_extra() -> None:
+    """A missing optional module is a MissingDependency (an ImportError) quoting the fix."""
+    with pytest.raises(MissingDependency) as info:
+        errors_module.optional_import(
+            "lifecyclekit_no_such_module", extra="postgres", feature="PostgreSQL stores"
+        )
+    assert str(info.value) == (
+        "PostgreSQL stores: lifecyclekit_no_such_module is not installed; "
+        "pip install 'lifecyclekit[postgres]'"
+    )
+    assert (info.value.module, info.value.extra) == ("lifecyclekit_no_such_module", "postgres")
+    assert errors_module.optional_import("json", extra="x", feature="y").__name__ == "json"

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from lifecyclekit import DefinitionError, Lifecycle, Provenance, State, TransitionInfo
+from lifecyclekit import DefinitionError, GuardRef, Lifecycle, Provenance, State, TransitionInfo
 from tests.sample_machines import FixedClock, Ticket
 
 WHY = Provenance(row="R1", text="Doors open when pushed.", driver="user")
@@ -26,13 +26,13 @@ class Swing(Lifecycle):
 
 
 def test_transition_table_lists_every_edge_with_guards_and_provenance() -> None:
-    """Each declared transition appears once, unless-guards marked with '!'."""
+    """Each declared transition appears once, unless-guards marked as negated."""
     assert Swing.transition_table() == [
         TransitionInfo(
             event="push",
             source="shut",
             target="ajar",
-            guards=("free",),
+            guards=(GuardRef(name="free"),),
             payload=None,
             provenance=WHY,
         ),
@@ -40,7 +40,7 @@ def test_transition_table_lists_every_edge_with_guards_and_provenance() -> None:
             event="push",
             source="ajar",
             target="gone",
-            guards=("!stuck",),
+            guards=(GuardRef(name="stuck", negated=True),),
             payload=None,
             provenance=None,
         ),

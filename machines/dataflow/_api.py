@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
-from lifecyclekit import PayloadError
+from lifecyclekit import MissingDependency, PayloadError
 
 JOB_STATE_NAMES = (
     "unknown",
@@ -52,7 +52,6 @@ REQUESTABLE = frozenset(
 
 _BY_API_NAME = {f"JOB_STATE_{s.upper()}": s for s in JOB_STATE_NAMES}
 _TIME = TypeAdapter(AwareDatetime)
-_INSTALL = "pip install 'lifecyclekit[dataflow]'"
 
 
 def api_name(state_id: str) -> str:
@@ -195,7 +194,7 @@ def dataflow_client() -> Any:
     """The ``google.cloud.dataflow_v1beta3`` module, or an ImportError saying how to get it."""
     try:
         from google.cloud import dataflow_v1beta3
-    except ImportError as exc:
-        msg = f"This needs google-cloud-dataflow-client: {_INSTALL}"
-        raise ImportError(msg) from exc
+    except ImportError:
+        feature = "Building Dataflow API requests"
+        raise MissingDependency(feature, "google-cloud-dataflow-client", "dataflow") from None
     return dataflow_v1beta3

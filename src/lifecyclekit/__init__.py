@@ -12,7 +12,9 @@ from statemachine.exceptions import TransitionNotAllowed
 
 from lifecyclekit.errors import (
     DefinitionError,
+    DiagramError,
     LifecycleError,
+    MissingDependency,
     PayloadError,
     SnapshotError,
     StoreError,
@@ -22,9 +24,10 @@ from lifecyclekit.errors import (
     WriteConflict,
 )
 from lifecyclekit.explain import Because, Candidate, Explanation, GuardVerdict
-from lifecyclekit.lifecycle import Clock, Lifecycle, TransitionInfo, utc_now
+from lifecyclekit.lifecycle import Clock, Lifecycle, utc_now
 from lifecyclekit.registry import Registry, registry
-from lifecyclekit.snapshot import Provenance, Snapshot, TransitionRecord
+from lifecyclekit.snapshot import Snapshot, TransitionRecord
+from lifecyclekit.transitions import GuardRef, Provenance, TransitionInfo
 
 __version__ = "0.1.0.dev0"
 
@@ -33,11 +36,14 @@ __all__ = [
     "Candidate",
     "Clock",
     "DefinitionError",
+    "DiagramError",
     "Event",
     "Explanation",
+    "GuardRef",
     "GuardVerdict",
     "Lifecycle",
     "LifecycleError",
+    "MissingDependency",
     "PayloadError",
     "Provenance",
     "Registry",

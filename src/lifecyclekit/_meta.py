@@ -6,23 +6,20 @@ payload and provenance tables, and builds the per-class lookups the engine hooks
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel
 from statemachine.factory import StateMachineMetaclass
 
 from lifecyclekit.errors import DefinitionError
-from lifecyclekit.events import build_payload_table
-from lifecyclekit.snapshot import Provenance
+from lifecyclekit.payloads import build_payload_table
+from lifecyclekit.transitions import Provenance, edges
 
 if TYPE_CHECKING:
-    from statemachine.state import State
-    from statemachine.transition import Transition
-
     from lifecyclekit.lifecycle import Lifecycle
 
-__all__ = ["CONSTRUCTOR_ARGS", "LifecycleMeta", "edges"]
+__all__ = ["CONSTRUCTOR_ARGS", "LifecycleMeta"]
 
 CONSTRUCTOR_ARGS = frozenset(
     {"clock", "listeners", "model", "state_field", "context", "start_value"}
@@ -57,16 +54,6 @@ class LifecycleMeta(StateMachineMetaclass):
         for klass in reversed(cls.__mro__):
             provenance.update(vars(klass).get("provenance", None) or {})
         lifecycle._provenance = _check_provenance(name, provenance, lifecycle) if states else {}
-
-
-def edges(cls: type[Lifecycle]) -> Iterator[tuple[str, State, Transition]]:
-    # cls.states, not states_map: states sharing a value collapse in states_map.
-    for state in cls.states:
-        for transition in state.transitions:
-            if transition.initial:
-                continue
-            for event in transition.events:
-                yield str(event), state, transition
 
 
 def _check_provenance(

@@ -67,7 +67,7 @@ def sheet(machine: type[Lifecycle] | Lifecycle, mermaid: str) -> str:
     for row in cls.transition_table():
         provenance = row.provenance
         cited = f"{provenance.row}: {provenance.text}" if provenance else ""
-        guards = ", ".join(f"not {g[1:]}" if g.startswith("!") else g for g in row.guards)
+        guards = ", ".join(g.label for g in row.guards)
         rows.append([f"`{row.source}`", f"`{row.event}`", guards, f"`{row.target}`", cited])
     lines += _table(["Source", "Event", "Guards", "Target", "Provenance"], rows)
     models: dict[type[BaseModel], list[str]] = {}

@@ -56,7 +56,7 @@ def _from_class(cls: type[Lifecycle]) -> _Shape:
         if state.final:
             shape.final.add(state.id)
     for row in cls.transition_table():
-        shape.edges.append((row.source, row.event, row.target, row.guards))
+        shape.edges.append((row.source, row.event, row.target, tuple(g.name for g in row.guards)))
     return shape
 
 
@@ -70,9 +70,9 @@ def _from_document(document: Mapping[str, Any]) -> _Shape:
             shape.final.add(state_id)
         for transition in spec.get("transitions", []):
             guards: list[str] = []
-            for key, prefix in (("cond", ""), ("unless", "!")):
+            for key in ("cond", "unless"):
                 value = transition.get(key, [])
-                guards += [prefix + g for g in ([value] if isinstance(value, str) else value)]
+                guards += [value] if isinstance(value, str) else value
             target = transition.get("target", state_id)
             shape.edges.append((state_id, transition.get("event", ""), target, tuple(guards)))
     if shape.initial is None and shape.states:

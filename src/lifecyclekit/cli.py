@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from lifecyclekit.errors import LifecycleError
+from lifecyclekit.errors import DiagramError, LifecycleError, MissingDependency, optional_import
 from lifecyclekit.lifecycle import Lifecycle
 from lifecyclekit.registry import registry
 
@@ -84,7 +84,7 @@ def show(name: str) -> None:
             click.echo(f"  {state.id:<22} {state.value!s:<32} {kind}")
         click.echo("\ntransitions:")
         for row in cls.transition_table():
-            guards = f" [{', '.join(row.guards)}]" if row.guards else ""
+            guards = f" [{', '.join(g.label for g in row.guards)}]" if row.guards else ""
             cited = f"  ({row.provenance.row})" if row.provenance else ""
             click.echo(f"  {row.source:<22} {row.event}{guards} -> {row.target}{cited}")
         for event, model in cls._payload_models.items():
@@ -129,8 +129,7 @@ def export(name: str, fmt: str, extras: bool, output: str) -> None:
 def _load_document(path: Path) -> dict[str, Any]:
     text = path.read_text(encoding="utf-8")
     if path.suffix in (".yaml", ".yml"):
-        import yaml
-
+        yaml = optional_import("yaml", extra="yaml", feature="YAML documents")
         data = yaml.safe_load(text)
     else:
         data = json.loads(text)
@@ -174,7 +173,7 @@ def check(targets: tuple[str, ...]) -> None:
 @click.option("--builtin", is_flag=True, help="Only lifecyclekit's own lifecycles.")
 def gallery(output: str, builtin: bool) -> None:
     """Every registered lifecycle's md sheet (and SVG where Graphviz is present)."""
-    from lifecyclekit.diagrams import DiagramError, gallery_sheet, render
+    from lifecyclekit.diagrams import gallery_sheet, render
 
     with _user_errors():
         names = [
@@ -191,7 +190,7 @@ def gallery(output: str, builtin: bool) -> None:
         for name in names:
             try:
                 _write(render(name, "svg"), str(folder / f"{name}.svg"))
-            except DiagramError as exc:
+            except (DiagramError, MissingDependency) as exc:
                 click.echo(f"lifecyclekit: no SVG for {name}: {exc}", err=True)
 
 

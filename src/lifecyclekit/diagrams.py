@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Literal
 
-from lifecyclekit.errors import LifecycleError
+from lifecyclekit.errors import DiagramError, optional_import
 from lifecyclekit.lifecycle import Lifecycle
 
 if TYPE_CHECKING:
@@ -27,13 +27,8 @@ __all__ = ["FORMATS", "DiagramError", "gallery_sheet", "render", "resolve"]
 Format = Literal["mermaid", "dot", "svg", "png", "md"]
 FORMATS: tuple[Format, ...] = ("mermaid", "dot", "svg", "png", "md")
 
-_INSTALL_PYDOT = "pip install 'lifecyclekit[diagrams]'"
 _INSTALL_DOT = "apt-get install graphviz (Debian/Ubuntu) or brew install graphviz (macOS)"
 _PATH_STYLE = "stroke:#d9480f,stroke-width:3px"
-
-
-class DiagramError(LifecycleError):
-    """A diagram cannot be produced: unknown format, or a missing optional tool."""
 
 
 def resolve(target: object) -> type[Lifecycle] | Lifecycle:
@@ -88,8 +83,9 @@ def render(target: object, format: str = "mermaid", *, path: bool = False) -> st
         path: for an instance, number and emphasise the transitions of its history.
 
     Raises:
-        DiagramError: an unknown format, or pydot / Graphviz's ``dot`` missing (the message
-            says how to install them; ``mermaid`` and ``md`` need neither).
+        DiagramError: an unknown format, or Graphviz's ``dot`` missing (the message says how
+            to install it; ``mermaid`` and ``md`` need neither).
+        MissingDependency: pydot is not installed (``pip install 'lifecyclekit[diagrams]'``).
         UnknownLifecycle: ``target`` names no registered lifecycle.
     """
     if format not in FORMATS:
@@ -132,14 +128,13 @@ def _mermaid(machine: type[Lifecycle] | Lifecycle, history: Any) -> str:
 
 
 def _dot(machine: type[Lifecycle] | Lifecycle, history: Any) -> str:
-    try:
-        import pydot  # noqa: F401
-    except ImportError:
-        msg = (
-            f"DOT, SVG and PNG diagrams need pydot: {_INSTALL_PYDOT}. SVG and PNG also need "
-            f"Graphviz's dot program: {_INSTALL_DOT}. The mermaid and md formats need neither."
-        )
-        raise DiagramError(msg) from None
+    optional_import(
+        "pydot",
+        extra="diagrams",
+        feature="DOT, SVG and PNG diagrams",
+        more=f"SVG and PNG also need Graphviz's dot program ({_INSTALL_DOT}); the mermaid "
+        "and md formats need neither",
+    )
     from statemachine.contrib.diagram.renderers.dot import DotRenderer
 
     dot_graph = DotRenderer().render(diagram_graph(machine))

@@ -7,6 +7,8 @@
     ├── UnknownLifecycle      no lifecycle registered under that name (also LookupError)
     ├── PayloadError          event data failed validation (also ValueError)
     ├── SnapshotError         a snapshot cannot be restored (also ValueError)
+    ├── DiagramError          a diagram cannot be drawn (unknown format, missing tool)
+    ├── MissingDependency     an optional extra is not installed (also ImportError)
     ├── StoreError            a store operation failed
     │   ├── UnknownInstance   no stored instance has that id (also LookupError)
     │   └── WriteConflict     another writer won; the operation may be re-run
@@ -20,7 +22,9 @@ valid and says how to fix it.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable, Sequence
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -31,7 +35,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DefinitionError",
+    "DiagramError",
     "LifecycleError",
+    "MissingDependency",
     "PayloadError",
     "SnapshotError",
     "StoreError",
@@ -39,6 +45,8 @@ __all__ = [
     "UnknownInstance",
     "UnknownLifecycle",
     "WriteConflict",
+    "field_errors",
+    "optional_import",
 ]
 
 
@@ -120,8 +128,51 @@ class PayloadError(LifecycleError, ValueError):
         return cls(machine, event, errors, hint=hint)
 
 
+def field_errors(exc: ValidationError) -> list[tuple[str, str, Any]]:
+    """``(field, message, value)`` per error of a pydantic ``ValidationError``."""
+    return PayloadError.from_validation_error("", "", exc).errors
+
+
 class SnapshotError(LifecycleError, ValueError):
     """A snapshot cannot be restored: unknown machine or state, wrong schema, bad context."""
+
+
+class DiagramError(LifecycleError):
+    """A diagram cannot be produced: unknown format, or a missing optional tool."""
+
+
+class MissingDependency(LifecycleError, ImportError):
+    """An optional dependency is not installed; the message names the extra that installs it.
+
+    Attributes:
+        module: the module that could not be imported.
+        extra: the ``lifecyclekit`` extra that provides it.
+
+    .. versionadded:: 0.2
+    """
+
+    def __init__(self, feature: str, module: str, extra: str, *, more: str = "") -> None:
+        self.module = module
+        self.extra = extra
+        msg = f"{feature}: {module} is not installed; pip install 'lifecyclekit[{extra}]'"
+        if more:
+            msg = f"{msg}. {more}."
+        super().__init__(msg, name=module)
+
+
+def optional_import(module: str, *, extra: str, feature: str, more: str = "") -> ModuleType:
+    """Import an optional dependency, or raise :class:`MissingDependency` saying how to get it.
+
+    Args:
+        module: the module to import (``"psycopg"``).
+        extra: the extra that installs it (``"postgres"``).
+        feature: what needs it, for the message (``"PostgreSQL stores"``).
+        more: a sentence to add (what works without it, say).
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingDependency(feature, module, extra, more=more) from None
 
 
 class StoreError(LifecycleError):

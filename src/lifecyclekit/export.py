@@ -20,7 +20,7 @@ from typing import Any
 
 from statemachine import State
 
-from lifecyclekit.errors import DefinitionError
+from lifecyclekit.errors import DefinitionError, optional_import
 from lifecyclekit.lifecycle import Lifecycle
 
 __all__ = ["EXTRAS_VERSION", "from_document", "to_document", "to_json", "to_yaml"]
@@ -43,8 +43,8 @@ def _document(cls: type[Lifecycle]) -> dict[str, Any]:
         states[state.id] = entry
     for row in cls.transition_table():
         transition: dict[str, Any] = {"event": row.event, "target": row.target}
-        cond = [g for g in row.guards if not g.startswith("!")]
-        unless = [g[1:] for g in row.guards if g.startswith("!")]
+        cond = [g.name for g in row.guards if not g.negated]
+        unless = [g.name for g in row.guards if g.negated]
         if cond:
             transition["cond"] = cond
         if unless:
@@ -101,11 +101,9 @@ def to_json(cls: type[Lifecycle], *, extras: bool = False) -> str:
 
 def to_yaml(cls: type[Lifecycle], *, extras: bool = False) -> str:
     """:func:`to_document` as YAML (needs PyYAML: ``pip install 'lifecyclekit[yaml]'``)."""
-    try:
-        import yaml
-    except ImportError:
-        msg = "YAML export needs PyYAML: pip install 'lifecyclekit[yaml]' (JSON needs nothing)."
-        raise DefinitionError(msg) from None
+    yaml = optional_import(
+        "yaml", extra="yaml", feature="YAML export", more="JSON export needs nothing"
+    )
     data = json.loads(to_json(cls, extras=extras))
     return str(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
 

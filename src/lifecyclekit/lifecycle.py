@@ -23,27 +23,22 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ValidationError
 from statemachine import StateMachine
 from statemachine.exceptions import TransitionNotAllowed
 
-from lifecyclekit._meta import LifecycleMeta, edges
-from lifecyclekit.errors import PayloadError, SnapshotError, TransitionRejected
-from lifecyclekit.events import validate_payload, validation_errors
+from lifecyclekit._meta import LifecycleMeta
+from lifecyclekit.errors import PayloadError, SnapshotError, TransitionRejected, field_errors
 from lifecyclekit.explain import Explanation, build_explanation
-from lifecyclekit.snapshot import (
-    Provenance,
-    Snapshot,
-    TransitionRecord,
-    check_history,
-    coerce_snapshot,
-)
+from lifecyclekit.payloads import validate_payload
+from lifecyclekit.snapshot import Snapshot, TransitionRecord, check_history, coerce_snapshot
+from lifecyclekit.transitions import Provenance, TransitionInfo, transition_table
 
 if TYPE_CHECKING:
     from statemachine.event_data import TriggerData
     from statemachine.state import State
 
-__all__ = ["Clock", "Lifecycle", "TransitionInfo", "utc_now"]
+__all__ = ["Clock", "Lifecycle", "utc_now"]
 
 Clock = Callable[[], datetime]
 """A callable returning an aware ``datetime``; lifecycles read time only through it."""
@@ -215,7 +210,7 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
             return model.model_validate(fields)
         except ValidationError as exc:
             raise PayloadError(
-                name, "context", validation_errors(exc), hint=f"The context is {model.__name__}."
+                name, "context", field_errors(exc), hint=f"The context is {model.__name__}."
             ) from None
 
     @property
@@ -434,25 +429,7 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
     def transition_table(cls) -> list[TransitionInfo]:
         """Every transition as data, in declaration order: event, source, target, guards,
         payload model and provenance (for ``show``, diagrams, docs and tests)."""
-        rows = []
-        for event, source, transition in edges(cls):
-            target = (transition.target or source).id
-            guards = tuple(
-                f"!{spec.attr_name}" if spec.expected_value is False else str(spec.attr_name)
-                for spec in transition.cond
-            )
-            payload = cls._payload_models.get(event)
-            rows.append(
-                TransitionInfo(
-                    event=event,
-                    source=source.id,
-                    target=target,
-                    guards=guards,
-                    payload=payload.__name__ if payload is not None else None,
-                    provenance=cls._provenance.get((event, source.id, target)),
-                )
-            )
-        return rows
+        return transition_table(cls)
 
     # -- snapshots -----------------------------------------------------------------------
 
@@ -545,21 +522,6 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
         try:
             return model.model_validate(snap.context or {})
         except ValidationError as exc:
-            details = "; ".join(f"{f}: {m} (got {v!r})" for f, m, v in validation_errors(exc))
+            details = "; ".join(f"{f}: {m} (got {v!r})" for f, m, v in field_errors(exc))
             msg = f"Snapshot of {snap.machine!r} has an invalid context: {details}."
             raise SnapshotError(msg) from None
-
-
-class TransitionInfo(BaseModel):
-    """One declared transition of a lifecycle class, as data."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    event: str
-    source: str
-    target: str
-    guards: tuple[str, ...]
-    """Guard names; ``unless`` guards are prefixed with ``!``."""
-    payload: str | None
-    """The name of the event's payload model, if any."""
-    provenance: Provenance | None

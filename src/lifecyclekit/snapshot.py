@@ -13,9 +13,9 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from lifecyclekit.errors import SnapshotError
+from lifecyclekit.errors import SnapshotError, field_errors
 
-__all__ = ["Provenance", "Snapshot", "TransitionRecord", "check_history", "coerce_snapshot"]
+__all__ = ["Snapshot", "TransitionRecord", "check_history", "coerce_snapshot"]
 
 
 class TransitionRecord(BaseModel):
@@ -42,21 +42,6 @@ class TransitionRecord(BaseModel):
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
         return value if value.utcoffset() == timedelta(0) else value.astimezone(UTC)
-
-
-class Provenance(BaseModel):
-    """Where a transition comes from: a row of a specification and the sentence it rests on."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    row: str
-    """The specification's row id, e.g. ``"T12"``."""
-    text: str
-    """The sentence or rule the transition rests on, quoted or paraphrased."""
-    driver: str = ""
-    """Who causes it (e.g. ``"service"``, ``"user"``), where the specification says."""
-    rule_set: str = ""
-    """The rule set that adds it, where a lifecycle has several (e.g. ``"observed"``)."""
 
 
 class Snapshot(BaseModel):
@@ -93,7 +78,7 @@ def coerce_snapshot(snapshot: Snapshot | Mapping[str, Any] | str | bytes) -> Sna
             return Snapshot.model_validate_json(snapshot)
         return Snapshot.model_validate(snapshot)
     except ValidationError as exc:
-        details = "; ".join(f"{f}: {m}" for f, m, _ in _errors(exc))
+        details = "; ".join(f"{f}: {m}" for f, m, _ in field_errors(exc))
         msg = f"Not a valid lifecycle snapshot: {details}."
         raise SnapshotError(msg) from None
 
@@ -128,9 +113,3 @@ def check_history(snap: Snapshot) -> None:
             f"history record ({history[-1].seq})."
         )
         raise SnapshotError(msg)
-
-
-def _errors(exc: ValidationError) -> list[tuple[str, str, Any]]:
-    from lifecyclekit.errors import PayloadError
-
-    return PayloadError.from_validation_error("", "", exc).errors

@@ -214,5 +214,6 @@ def test_core_works_without_the_client() -> None:
     ).stdout.splitlines()
     assert out == [
         "draining",
-        "This needs google-cloud-dataflow-client: pip install 'lifecyclekit[dataflow]'",
+        "Building Dataflow API requests: google-cloud-dataflow-client is not installed; "
+        "pip install 'lifecyclekit[dataflow]'",
     ]

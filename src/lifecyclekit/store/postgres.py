@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from lifecyclekit.errors import optional_import
 from lifecyclekit.lifecycle import Clock
 from lifecyclekit.registry import Registry
 from lifecyclekit.store._core import BaseStore, StoreError
@@ -22,12 +23,7 @@ _SCHEMA_LOCK = 7_143_901  # pg_advisory_xact_lock key for schema creation
 
 
 def _psycopg() -> Any:
-    try:
-        import psycopg
-    except ImportError:
-        msg = "PostgreSQL stores need psycopg 3: pip install 'lifecyclekit[postgres]'"
-        raise ImportError(msg) from None
-    return psycopg
+    return optional_import("psycopg", extra="postgres", feature="PostgreSQL stores")
 
 
 class PostgresStore(BaseStore):

@@ -6,7 +6,7 @@ import pytest
 from pydantic import BaseModel
 
 from lifecyclekit import DefinitionError, Lifecycle, PayloadError, State
-from lifecyclekit.events import RESERVED_FIELD_NAMES
+from lifecyclekit.payloads import RESERVED_FIELD_NAMES
 from tests.sample_machines import FailPayload, FinishPayload, Ticket
 
 

@@ -17,13 +17,12 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from lifecyclekit.errors import DefinitionError, PayloadError
+from lifecyclekit.errors import DefinitionError, PayloadError, field_errors
 
 __all__ = [
     "RESERVED_FIELD_NAMES",
     "build_payload_table",
     "validate_payload",
-    "validation_errors",
 ]
 
 RESERVED_FIELD_NAMES = frozenset(
@@ -85,11 +84,6 @@ def build_payload_table(
     return table
 
 
-def validation_errors(exc: ValidationError) -> list[tuple[str, str, Any]]:
-    """``(field, message, value)`` per error of a pydantic ``ValidationError``."""
-    return PayloadError.from_validation_error("", "", exc).errors
-
-
 def validate_payload(
     machine: str,
     event: str,
@@ -144,6 +138,6 @@ def _payload_instance(
         raise PayloadError(
             machine,
             event,
-            validation_errors(exc),
+            field_errors(exc),
             hint=f"The payload model is {model.__name__}.",
         ) from None
