@@ -40,3 +40,19 @@ class Toggle(Lifecycle):
         with self.atomic():
             self.flip(text=text)
             self.flip(text=text)
+
+
+class StrayToggle(Toggle):
+    """An application subclass of a registered lifecycle, itself not registered."""
+
+    def _count(self) -> None:
+        self.context.flips += 10
+
+
+@REGISTRY.register("loud-toggle")
+class LoudToggle(Toggle):
+    """A registered subclass with callbacks of its own: the store must run them, never
+    Toggle's."""
+
+    def _count(self) -> None:
+        self.context.flips += 100

@@ -66,12 +66,12 @@ def test_refusal_prints_the_reason_and_leaves_the_store(run: Invoke, tmp_path: P
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["status", "ghost"], "No stored instance 'ghost'"),
-        (["send", "ghost", "start"], "No stored instance 'ghost'"),
+        (["status", "ghost"], "no such store: sqlite:///"),
+        (["send", "ghost", "start"], "no such store: sqlite:///"),
         (["new", "nope"], "Unknown lifecycle 'nope'"),
         (["new", "one-time-work", "--set", "oops"], "--set takes key=value"),
         (["send", "x", "start", "--data", "[1]"], "must be a JSON object"),
-        (["ls", "--store", "mysql://x/y"], "Unknown store URL"),
+        (["ls", "--store", "mysql://x/y"], "has an unknown scheme"),
     ],
 )
 def test_store_verb_errors(run: Invoke, args: list[str], message: str) -> None:

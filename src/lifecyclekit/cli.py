@@ -269,7 +269,7 @@ def new(
     with _user_errors(), _open(store_url) as store:
         context = _json_data(context_json) | _settings(pairs)
         instance_id = instance_id or uuid.uuid4().hex
-        _print_status(store.create(name, id=instance_id, **context), as_json, instance_id)
+        _print_status(store.create(name, id=instance_id, context=context), as_json, instance_id)
 
 
 @main.command()
