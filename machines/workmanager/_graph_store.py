@@ -139,9 +139,10 @@ class StoredWorkGraph(WorkGraph):
         store.extension(GRAPH)
 
         def ensure(uow: UnitOfWork) -> None:
-            sql = uow.extension(GRAPH)
-            if not sql.query_one("SELECT 1 FROM lk_graph WHERE graph = ?", (name,)):
-                sql.execute("INSERT INTO lk_graph (graph, version) VALUES (?, 0)", (name,))
+            uow.extension(GRAPH).execute(
+                "INSERT INTO lk_graph (graph, version) VALUES (?, 0) ON CONFLICT DO NOTHING",
+                (name,),
+            )
 
         store.run(ensure)
 

@@ -430,9 +430,13 @@ class Store:
                 retry = {Kind.CONFLICT, Kind.CONNECTION_LOST} | (
                     {Kind.OUTCOME_UNKNOWN} if key else set()
                 )
+                # A unique key taken by a concurrent transaction (invisible to this one's
+                # snapshot) is a lost race too: a re-run sees it. A real duplicate stays one.
+                if exc.kind is Kind.DUPLICATE and attempt < _DUPLICATE_RETRIES:
+                    retry.add(Kind.DUPLICATE)
                 if exc.kind not in retry:
                     raise self._public(exc, what) from None
-                if exc.kind is not Kind.CONFLICT:
+                if exc.kind in (Kind.CONNECTION_LOST, Kind.OUTCOME_UNKNOWN):
                     reason = f"the connection kept failing ({exc.detail})"
             else:
                 self._after_commit(effects, result, what)
@@ -1018,6 +1022,7 @@ class _Lost(Exception):
 
 
 _LOST: Any = object()
+_DUPLICATE_RETRIES = 3
 
 
 class _Duplicate(Exception):

@@ -17,6 +17,7 @@ fence), and reads only up to it. A reader never skips a position that commits la
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -123,26 +124,34 @@ class PostgresBackend:
         self._psycopg = _psycopg()
         pool = optional_import("psycopg_pool", extra="postgres", feature="PostgreSQL stores")
         self.timeout = timeout
-        self._probe(conninfo)
-        self._pool = pool.ConnectionPool(
-            conninfo,
+        self._conninfo = conninfo
+        self._pool_size = max(1, pool_size)
+        self._pools = pool
+        self._lock = threading.Lock()
+        self._unhealthy = False
+        self._direct().close()  # a wrong host or database fails here, with its reason
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> Any:
+        pool = self._pools.ConnectionPool(
+            self._conninfo,
             min_size=1,
-            max_size=max(1, pool_size),
+            max_size=self._pool_size,
             kwargs={"autocommit": True},
-            check=pool.ConnectionPool.check_connection,
-            timeout=timeout,
+            check=self._pools.ConnectionPool.check_connection,
+            timeout=self.timeout,
             open=False,
             name="lifecyclekit",
         )
-        self._pool_timeout = pool.PoolTimeout
-        self._pool.open(wait=False)
+        pool.open(wait=False)
+        return pool
 
-    def _probe(self, conninfo: str) -> None:
-        """Connect once, so a wrong host or database fails at open with a clear reason."""
+    def _direct(self) -> Any:
+        """A connection outside the pool (fails fast when the server is down)."""
         try:
-            self._psycopg.connect(
-                conninfo, autocommit=True, connect_timeout=max(1, int(self.timeout))
-            ).close()
+            return self._psycopg.connect(
+                self._conninfo, autocommit=True, connect_timeout=max(1, int(self.timeout))
+            )
         except self._psycopg.Error as exc:
             raise self.classify(exc, connecting=True) from None
 
@@ -176,20 +185,42 @@ class PostgresBackend:
 
     @contextmanager
     def _connection(self) -> Iterator[Any]:
+        """A pooled connection. After the server was seen unreachable, the next call
+        connects directly (failing fast while the server is down); once that succeeds the
+        pool, which may be waiting out its reconnection back-off, is replaced."""
+        if self._unhealthy:
+            connection = self._direct()
+            with self._lock:
+                if self._unhealthy:
+                    old, self._pool, self._unhealthy = self._pool, self._new_pool(), False
+                    threading.Thread(target=old.close, daemon=True).start()
+            try:
+                yield connection
+            except BackendError as exc:
+                if exc.kind in (Kind.CONNECTION_LOST, Kind.OUTCOME_UNKNOWN):
+                    self._unhealthy = True
+                raise
+            finally:
+                connection.close()
+            return
+        pool = self._pool
         try:
-            connection = self._pool.getconn()
-        except self._pool_timeout as exc:
+            connection = pool.getconn()
+        except self._pools.PoolTimeout as exc:
+            self._unhealthy = True
             msg = (
                 f"no connection within {self.timeout:g} s (the server is unreachable, or all "
                 f"pooled connections are busy): {self._scrub(str(exc))}"
             )
             raise BackendError(Kind.UNAVAILABLE, msg) from None
-        except self._psycopg.Error as exc:
-            raise self.classify(exc, connecting=True) from None
         try:
             yield connection
+        except BackendError as exc:
+            if exc.kind in (Kind.CONNECTION_LOST, Kind.OUTCOME_UNKNOWN):
+                self._unhealthy = True
+            raise
         finally:
-            self._pool.putconn(connection)
+            pool.putconn(connection)
 
     @contextmanager
     def transaction(self, *, write: bool, schema: bool = False) -> Iterator[_Tx]:
