@@ -79,3 +79,12 @@ def open_fresh(url: str, number: int, barrier: Any, results: Any) -> None:
         results.put(f"ok {number}")
     except BaseException as exc:
         results.put(f"failed {number}: {exc!r}")
+
+
+def flip_alerts(url: str, ids: list[str], sends: int, seed: int) -> int:
+    """Flip alert-toggles chosen at random; return how many sends were acknowledged."""
+    rng = random.Random(seed)
+    with open_store(url, registry=REGISTRY) as store:
+        for _ in range(sends):
+            store.send(rng.choice(ids), "flip", text="x")
+    return sends
