@@ -742,8 +742,8 @@ def find(
     clauses, params = filters(dialect, name, state, where)
     if after is not None:
         stamp, last_id = decode_cursor(after)
-        clauses.append("(updated_at < ? OR (updated_at = ? AND id < ?))")
-        params += [stamp, stamp, last_id]
+        clauses.append("(updated_at, id) < (?, ?)")  # a row value: an index range, not a scan
+        params += [stamp, last_id]
     sql = (
         "SELECT id, machine, state, revision, updated_at FROM lk_instances"
         + (" WHERE " + " AND ".join(clauses) if clauses else "")

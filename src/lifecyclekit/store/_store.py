@@ -373,6 +373,7 @@ class Store:
         self.key_retention = key_retention
         self._retention = -1 if key_retention is None else int(key_retention.total_seconds() * 1e6)
         self._callbacks: list[OnCommit] = []
+        self._keyed = 0
         self._extensions: dict[str, Extension] = {}
         self._local = threading.local()
         self._setup_lock = threading.Lock()
@@ -767,7 +768,26 @@ class Store:
         result: SendResult = self._attempt(
             f"send {name!r} to {id!r}", True, body, key=idempotency_key is not None
         )
+        if idempotency_key is not None:
+            self._keyed += 1
+            if self._keyed % _EXPIRE_EVERY == 0:
+                self.expire_keys()
         return result
+
+    def expire_keys(self) -> int:
+        """Forget idempotency keys older than the retention (the store does it by itself
+        every 1,000 keyed sends); returns how many were removed."""
+        if self._retention < 0:
+            return 0
+        cutoff = self._now() - self._retention
+        return int(
+            self._write(
+                "expire idempotency keys",
+                lambda execute: (
+                    execute("DELETE FROM lk_keys WHERE created_at < ?", (cutoff,)).rowcount
+                ),
+            )
+        )
 
     def delete(self, id: str) -> None:
         """Remove an instance, its history and its idempotency keys.
@@ -1023,6 +1043,7 @@ class _Lost(Exception):
 
 _LOST: Any = object()
 _DUPLICATE_RETRIES = 3
+_EXPIRE_EVERY = 1000
 
 
 class _Duplicate(Exception):
@@ -1057,9 +1078,9 @@ def _check_count(what: str, value: Any, *, allow_zero: bool = False) -> None:
 
 def _check_audit(actor: Any, reason: Any, metadata: Any, key: Any) -> None:
     for label, value in (("actor", actor), ("reason", reason), ("idempotency_key", key)):
-        if value is not None and (not isinstance(value, str) or len(value) > 1000):
+        if value is not None and (not isinstance(value, str) or not 0 < len(value) <= 1000):
             msg = (
-                f"send(..., {label}=) takes a str of at most 1000 characters, got "
+                f"send(..., {label}=) takes a str of 1-1000 characters, got "
                 f"{shown(value)}. (A payload field called {label!r} goes in data={{...}}.)"
             )
             raise StoreError(msg)
