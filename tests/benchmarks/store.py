@@ -78,7 +78,7 @@ def _raw_worker(url: str, worker: int, sends: int) -> tuple[float, float]:
 
 def _prepare(url: str, processes: int) -> None:
     """Fresh instances (no history) for every worker."""
-    with open_store(url, registry=REGISTRY) as store:
+    with open_store(url, registry=REGISTRY, create=True) as store:
         for worker in range(processes):
             for instance in _ids(worker):
                 with contextlib.suppress(UnknownInstance):

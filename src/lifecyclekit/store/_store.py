@@ -452,7 +452,7 @@ class Store:
         return self._attempt(what, False, lambda execute, _: body(execute))
 
     def _write(self, what: str, body: Callable[[Execute], T]) -> T:
-        self._ensure()
+        """One write transaction on the existing tables (it never creates the store)."""
         return self._attempt(what, True, lambda execute, _: body(execute))
 
     def _after_commit(self, effects: Effects, result: object, what: str) -> None:

@@ -177,8 +177,11 @@ class PostgresBackend:
                 kind = Kind.INVALID
             else:
                 kind = Kind.OTHER
-        if connecting and kind is Kind.OTHER and "does not exist" in detail:
-            kind = Kind.NO_STORE
+        if connecting and kind in (Kind.UNAVAILABLE, Kind.OTHER):
+            if "authentication failed" in detail or 'role "' in detail:
+                kind = Kind.OTHER  # reachable, but refused: no reconnecting will help
+            elif "database" in detail and "does not exist" in detail:
+                kind = Kind.NO_STORE
         return BackendError(kind, detail)
 
     # -- transactions ------------------------------------------------------------------------
