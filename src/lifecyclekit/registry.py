@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable, Mapping
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, TypeVar
 
+from pydantic import BaseModel
+
 from lifecyclekit.errors import DefinitionError, SnapshotError, UnknownLifecycle
 from lifecyclekit.lifecycle import Clock, Lifecycle
 from lifecyclekit.snapshot import Snapshot, coerce_snapshot
@@ -27,7 +29,9 @@ __all__ = ["ENTRY_POINT_GROUP", "RESERVED_NAMES", "Registry", "registry"]
 
 ENTRY_POINT_GROUP = "lifecyclekit.machines"
 
-RESERVED_NAMES = frozenset({"dataflow-job", "one-time-work", "periodic-work", "chained-work"})
+RESERVED_NAMES = frozenset(
+    {"dataflow-job", "dataflow-job-observed", "one-time-work", "periodic-work", "chained-work"}
+)
 """Names kept for lifecyclekit's built-in lifecycles (``lifecyclekit.machines``)."""
 
 _BUILTIN_PACKAGE = "lifecyclekit.machines"
@@ -98,7 +102,7 @@ class Registry:
             )
             raise DefinitionError(msg)
         self._classes[name] = cls
-        if "lifecycle_name" not in vars(cls):
+        if cls.lifecycle_name is None:
             cls.lifecycle_name = name
 
     def names(self) -> list[str]:
@@ -151,12 +155,35 @@ class Registry:
             )
         return UnknownLifecycle(str(name), known, hint=hint)
 
-    def create(self, name: str, *, clock: Clock | None = None, **kwargs: Any) -> Lifecycle:
-        """A new instance of the lifecycle ``name``.
+    def create(
+        self,
+        name: str,
+        /,
+        *,
+        clock: Clock | None = None,
+        listeners: Iterable[object] | None = None,
+        context: BaseModel | Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> Lifecycle:
+        """A new instance of the lifecycle ``name``, in its initial state.
 
-        Constructor keywords (``clock``, ``listeners``, ...) pass through; the rest is context.
+        Args:
+            name: the registry name (positional only, so a context field may be called
+                ``name``).
+            clock: the instance's clock.
+            listeners: python-statemachine listeners.
+            context: the context as a model instance or a mapping (for field names that are
+                also parameters here, such as ``clock``).
+            **fields: context fields. Nothing here reaches the constructor's own parameters:
+                ``start_value=...`` is an unknown context field, not a starting state.
+
+        Raises:
+            UnknownLifecycle: no such name.
+            PayloadError: the context does not validate.
         """
-        return self.get(name)(clock=clock, **kwargs)
+        cls = self.get(name)
+        built = cls.build_context(context, **fields)
+        return cls(clock=clock, listeners=listeners, context=built)
 
     def restore(
         self,
