@@ -8,6 +8,7 @@ stderr and exit 1; usage errors exit 2 (click's own); no tracebacks for either.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ import click
 
 from lifecyclekit.errors import DiagramError, LifecycleError, MissingDependency, optional_import
 from lifecyclekit.lifecycle import Lifecycle
-from lifecyclekit.registry import registry
+from lifecyclekit.registry import APP_ENV, import_apps, registry
 
 __all__ = ["main"]
 
@@ -55,8 +56,18 @@ def _summary(cls: type[Lifecycle]) -> str:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lifecyclekit")
-def main() -> None:
+@click.option(
+    "--app",
+    "apps",
+    multiple=True,
+    metavar="MODULE",
+    help="Import an application module first, so the lifecycles it registers are known to "
+    f"every verb (repeatable; a module name or a .py path; env {APP_ENV}, comma-separated).",
+)
+def main(apps: tuple[str, ...]) -> None:
     """Model, drive, persist and draw the lifecycles of jobs and background work."""
+    with _user_errors():
+        import_apps([*apps, os.environ.get(APP_ENV, "")])
 
 
 @main.command("list")
