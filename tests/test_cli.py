@@ -134,3 +134,27 @@ def test_python_dash_m(tmp_path: Path) -> None:
         [sys.executable, "-m", "lifecyclekit", "list"], capture_output=True, text=True, check=True
     ).stdout
     assert "one-time-work" in out
+
+
+def test_diagram_of_a_stored_instance_draws_its_path(cli: CliRunner, tmp_path: Path) -> None:
+    """`diagram ID --store URL` draws the stored instance with its numbered path."""
+    url = f"sqlite:///{tmp_path}/jobs.db"
+    created = cli.invoke(
+        main,
+        ["new", "dataflow-job", "--id", "j1", "--set", "job_type=JOB_TYPE_STREAMING"]
+        + ["--store", url],
+    )
+    assert created.exit_code == 0, created.output
+    for state in ("JOB_STATE_PENDING", "JOB_STATE_RUNNING"):
+        sent = cli.invoke(main, ["send", "j1", "observe", "--data", json.dumps({"state": state})]
+                          + ["--store", url])  # fmt: skip
+        assert sent.exit_code == 0, sent.output
+    drawn = cli.invoke(main, ["diagram", "j1", "--store", url])
+    assert drawn.exit_code == 0
+    assert "unknown --> pending : discover [is_observed_state] #1" in drawn.output
+    assert "pending --> running : run #2" in drawn.output
+    missing = cli.invoke(main, ["diagram", "nope", "--store", url])
+    assert (missing.exit_code, missing.output.strip()) == (
+        1,
+        "lifecyclekit: No stored instance 'nope'; list ids with find() or `lifecyclekit ls`.",
+    )

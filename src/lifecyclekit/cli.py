@@ -115,12 +115,22 @@ def show(name: str) -> None:
     type=click.Choice(["mermaid", "dot", "svg", "png", "md"]),
 )  # fmt: skip
 @click.option("-o", "--output", default="-", show_default=True, help="File, or - for stdout.")
-def diagram(name: str, fmt: str, output: str) -> None:
-    """Draw NAME (mermaid, dot, svg, png or an md sheet)."""
+@click.option(
+    "--store",
+    "store_url",
+    help="Draw the stored instance NAME (an id) of this store, with its path numbered.",
+)
+def diagram(name: str, fmt: str, output: str, store_url: str | None) -> None:
+    """Draw the lifecycle NAME, or with --store the stored instance NAME and its path."""
     from lifecyclekit.diagrams import render
 
     with _user_errors():
-        _write(render(name, fmt), output)
+        if store_url is None:
+            _write(render(name, fmt), output)
+            return
+        with _open(store_url) as store:
+            instance = store.load(name)
+        _write(render(instance, fmt, path=True), output)
 
 
 @main.command()

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 from statemachine import StateMachine
 from statemachine.exceptions import TransitionNotAllowed
 
+from lifecyclekit._display import DISPLAY_HOOKS
 from lifecyclekit._meta import LifecycleMeta
 from lifecyclekit.errors import PayloadError, SnapshotError, TransitionRejected, field_errors
 from lifecyclekit.explain import Explanation, build_explanation
@@ -129,6 +130,11 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
     provenance: ClassVar[Mapping[tuple[str, str, str], Provenance]] = {}
     """Where each transition comes from, keyed by ``(event, source id, target id)``;
     merged with those of base classes. Read it through :meth:`transition_table`."""
+
+    # Notebooks show a class or an instance as lifecyclekit's diagram (see _display.py).
+    _repr_html_ = DISPLAY_HOOKS["_repr_html_"]
+    _repr_svg_ = DISPLAY_HOOKS["_repr_svg_"]
+    _repr_markdown_ = DISPLAY_HOOKS["_repr_markdown_"]
 
     _provenance: ClassVar[dict[tuple[str, str, str], Provenance]] = {}
     _payload_models: ClassVar[dict[str, type[BaseModel]]] = {}
