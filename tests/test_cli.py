@@ -158,3 +158,64 @@ def test_diagram_of_a_stored_instance_draws_its_path(cli: CliRunner, tmp_path: P
         1,
         "lifecyclekit: No stored instance 'nope'; list ids with find() or `lifecyclekit ls`.",
     )
+
+
+BAD_DOCUMENTS = [
+    pytest.param(b"\x00\x01\xff", "doc.json", "doc.json: not a text file", id="binary"),
+    pytest.param(b"[1,2", "doc.json", "doc.json: not valid JSON: Expecting", id="broken-json"),
+    pytest.param(b"", "doc.json", "doc.json: not valid JSON", id="empty"),
+    pytest.param(b"a: [b", "doc.yaml", "doc.yaml: not valid YAML", id="broken-yaml"),
+    pytest.param(b"- a", "doc.yaml", "doc.yaml: not a statechart document", id="yaml-list"),
+    pytest.param(
+        b'{"states": 5}', "doc.json", "doc.json: Not a statechart document: 'states' must be",
+        id="states-not-mapping",
+    ),
+    pytest.param(
+        b'{"states": {"a": {"transitions": [{"event": "go", "cond": 3}]}}}', "doc.json",
+        "'cond' of a transition of 'a' must be a name or a list of names, got int 3",
+        id="cond-not-a-name",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("content", "filename", "message"), BAD_DOCUMENTS)
+def test_check_reports_a_bad_document_in_one_line(
+    cli: CliRunner, tmp_path: Path, content: bytes, filename: str, message: str
+) -> None:
+    """A file that is not a statechart document is one line naming the file, exit 1."""
+    path = tmp_path / filename
+    path.write_bytes(content)
+    result = cli.invoke(main, ["check", str(path)])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)
+    assert result.output.count("\n") == 1
+    assert message in result.output
+    assert str(path) in result.output
+
+
+def test_check_finds_a_transition_to_no_state(cli: CliRunner, tmp_path: Path) -> None:
+    """A document transition whose target is no state is finding LK009."""
+    path = tmp_path / "doc.json"
+    path.write_text(json.dumps({"states": {"a": {"initial": True, "final": True, "transitions": [
+        {"event": "go", "target": "zz"}]}}}))  # fmt: skip
+    result = cli.invoke(main, ["check", str(path)])
+    assert (result.exit_code, result.output) == (1, f"{path}: LK009 go a->zz: targets no state\n")
+
+
+def test_an_unexpected_error_is_one_line_and_exit_3(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug of ours is still one line (exit 3), and LIFECYCLEKIT_DEBUG shows the traceback."""
+    import lifecyclekit.cli as cli_module
+
+    def broken(name: str) -> object:
+        msg = "boom"
+        raise TypeError(msg)
+
+    monkeypatch.setattr(cli_module.registry, "get", broken)
+    result = cli.invoke(main, ["show", "dataflow-job"])
+    assert result.exit_code == 3
+    assert result.output.startswith("lifecyclekit: unexpected TypeError: boom (a bug")
+    monkeypatch.setenv("LIFECYCLEKIT_DEBUG", "1")
+    debug = cli.invoke(main, ["show", "dataflow-job"])
+    assert isinstance(debug.exception, TypeError)
