@@ -21,11 +21,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self
 
 from pydantic import BaseModel, ValidationError
 from statemachine import StateMachine
 from statemachine.exceptions import TransitionNotAllowed
+from typing_extensions import TypeVar
 
 from lifecyclekit._display import DISPLAY_HOOKS
 from lifecyclekit._meta import LifecycleMeta
@@ -39,7 +40,10 @@ if TYPE_CHECKING:
     from statemachine.event_data import TriggerData
     from statemachine.state import State
 
-__all__ = ["Clock", "Lifecycle", "utc_now"]
+__all__ = ["C", "Clock", "Lifecycle", "utc_now"]
+
+C = TypeVar("C", bound=BaseModel | None, default=Any)
+"""The context model of a lifecycle: ``class Build(Lifecycle[BuildContext])``."""
 
 Clock = Callable[[], datetime]
 """A callable returning an aware ``datetime``; lifecycles read time only through it."""
@@ -74,13 +78,16 @@ class _HistoryRecorder:
 _RECORDER = _HistoryRecorder()
 
 
-class Lifecycle(StateMachine, metaclass=LifecycleMeta):
+class Lifecycle(StateMachine, Generic[C], metaclass=LifecycleMeta):
     """A strict python-statemachine ``StateMachine`` with typed events, context and history.
 
     Declare states and transitions with python-statemachine's DSL, then optionally:
 
-    - ``Context``: a pydantic model of the instance's domain data; the constructor takes its
-      fields as keyword arguments (or a ready ``context=`` instance) and validates them.
+    - the context model, a pydantic model of the instance's domain data, as the type
+      argument (``class Build(Lifecycle[BuildContext])``: ``self.context`` is then a
+      ``BuildContext`` for type checkers, and ``Context`` is set from it) or as
+      ``Context = BuildContext``; the constructor takes its fields as keyword arguments (or a
+      ready ``context=`` instance or mapping) and validates them.
     - ``payloads``: ``{event_id: PydanticModel}``; data sent with that event is validated
       before any guard or callback runs and reaches callbacks as ``payload`` and by field.
     - ``schema_version``: bump it when the context model changes incompatibly.
@@ -162,7 +169,7 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
         self._pending: TriggerData | None = None
         self._record_at: datetime | None = None
         self._record_inferred = False
-        self._context = self._build_context(context, fields)
+        self._context: Any = self._build_context(context, fields)
         super().__init__(
             model=model if model is not None else _StateHolder(),
             state_field=state_field,
@@ -236,16 +243,17 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
             ) from None
 
     @property
-    def context(self) -> Any:
+    def context(self) -> C:
         """The validated ``Context`` instance (``None`` when the lifecycle declares none).
 
         Assign a new ``Context`` instance to replace it whole (for changes whose fields must
         be validated together); anything else is a :class:`PayloadError`.
         """
-        return self._context
+        context: C = self._context
+        return context
 
     @context.setter
-    def context(self, value: Any) -> None:
+    def context(self, value: C) -> None:
         model = self.Context
         if model is None or not isinstance(value, model):
             expected = model.__name__ if model is not None else "no context"
