@@ -50,6 +50,10 @@ REQUESTABLE = frozenset(
 )
 """What an ``UpdateJob`` may ask for (spec §2.1); DRAINED and DRAINING both mean drain."""
 
+FORCE_CANCEL_LABEL = ("force_cancel_job", "true")
+"""The label a force cancel adds to the ``Job`` of its ``UpdateJob`` (spec §2.1: gcloud
+``Cancel(force=True)``)."""
+
 _BY_API_NAME = {f"JOB_STATE_{s.upper()}": s for s in JOB_STATE_NAMES}
 _TIME = TypeAdapter(AwareDatetime)
 

@@ -20,6 +20,13 @@ Two rule sets: ``DataflowJob`` (``dataflow-job``) enforces exactly T1-T22; the o
 set (``ObservedDataflowJob``, ``dataflow-job-observed``) adds the edges seen in practice
 (O1-O3, and PENDING -> CANCELLED from open question 1). The extra edges are declared once,
 guarded by ``observed_rules``, so both classes share one transition table.
+
+The second revision of the specification (§6) adds rules, kept here:
+
+- §6.1 one rule for requests: :meth:`DataflowJob.request`, :meth:`DataflowJob.update_request`
+  (the client's ``UpdateJobRequest``) and :meth:`DataflowJob.update_body` (the REST body)
+  refuse the same requests with the same message, through one check; a force cancel is
+  allowed only after a regular cancel.
 """
 
 from __future__ import annotations
@@ -30,9 +37,10 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from lifecyclekit import Lifecycle, PayloadError, State, registry
+from lifecyclekit import Lifecycle, PayloadError, State, TransitionRejected, registry
 
 from ._api import (
+    FORCE_CANCEL_LABEL,
     JOB_STATE_NAMES,
     REQUESTABLE,
     JobFields,
@@ -379,12 +387,31 @@ class DataflowJob(Lifecycle):
         ``done``; STOPPED <-> RUNNING. Asking for what is already true or under way records
         the request and changes no state.
 
+        :meth:`update_request` and :meth:`update_body` refuse exactly what this refuses,
+        with the same message (spec §6.1): the three share one check.
+
         Raises:
             PayloadError: not a requestable value (FAILED, UPDATED, PENDING ... are
                 service-only), or not a JobState at all.
             TransitionNotAllowed: the job has terminated (the message says "has terminated
                 in state JOB_STATE_<X>"), is not yet observed, or the request does not apply
-                in its state.
+                in its state (a drain of a batch job, say).
+        """
+        value, event = self._check_request(requested_state)
+        if event is None:
+            self.context.requested_state = value
+            return
+        with self.atomic():
+            self.send(event, via="request", value=value)
+            self.context.requested_state = value
+
+    def _check_request(self, requested_state: Any, force: Any = False) -> tuple[str, str | None]:
+        """The one rule for requests (spec §6.1), shared by :meth:`request`,
+        :meth:`update_request` and :meth:`update_body`; it changes nothing.
+
+        Returns:
+            The requested JobState name, and the event the request fires (``None`` when it
+            names what is already true or under way).
         """
         name = type(self).__name__
         value = api_name(parse_state(requested_state, name, "request"))
@@ -394,6 +421,16 @@ class DataflowJob(Lifecycle):
                 "request",
                 [("requested_state", f"{value} can only be set by the Dataflow service", value)],
                 hint=f"Requestable states: {', '.join(sorted(REQUESTABLE))}.",
+            )
+        if not isinstance(force, bool):
+            raise PayloadError(name, "request", [("force", "must be True or False", force)])
+        if force and value != "JOB_STATE_CANCELLED":
+            problem = f"only a cancel can be forced, not a request for {value}"
+            raise PayloadError(
+                name,
+                "request",
+                [("force", problem, force)],
+                hint="Pass force=True with JOB_STATE_CANCELLED only.",
             )
         action = f"request {value} for"
         if self.is_finished:
@@ -405,12 +442,32 @@ class DataflowJob(Lifecycle):
         if self.state == "unknown":
             reason = "the job's state is not known yet; observe or sync the job first."
             raise self.rejection(action, reason)
-        if (self.state, value) not in _ALREADY:
-            with self.atomic():
-                self.send(_REQUEST_EVENT[value], via="request", value=value)
-                self.context.requested_state = value
-        else:
-            self.context.requested_state = value
+        if force and not self._regular_cancel_requested():
+            reason = (
+                "no regular cancel was requested ('Before force canceling, you must first "
+                "attempt a regular cancel'). Request JOB_STATE_CANCELLED without force first; "
+                "force only a cancel that is stuck."
+            )
+            action = "force-cancel"
+            raise self.rejection(action, reason)
+        if (self.state, value) in _ALREADY:
+            return value, None
+        event = _REQUEST_EVENT[value]
+        explanation = self.explain(event, via="request", value=value)
+        if not explanation.allowed:
+            raise TransitionRejected(explanation, set(self.configuration))
+        return value, event
+
+    def _regular_cancel_requested(self) -> bool:
+        """A regular cancel is on record, the condition of a force cancel (spec §6.1).
+
+        Decision ("allowed only after a regular cancel was requested"; [stop-doc] "Before
+        force canceling, you must first attempt a regular cancel"): the last request on
+        record is ``JOB_STATE_CANCELLED`` (from :meth:`request`, or a ``requestedState``
+        learned by :meth:`sync`), or the job is in CANCELLING, which the service enters only
+        for a job that "has been explicitly cancelled" (T12).
+        """
+        return self.context.requested_state == "JOB_STATE_CANCELLED" or self.state == "cancelling"
 
     def replace_with(self, new_job_id: str) -> None:
         """Record that a replacement job (a CreateJob with ``replaceJobId``) took over.
@@ -482,18 +539,72 @@ class DataflowJob(Lifecycle):
             if fields.current_state is not None:
                 self.observe(fields.current_state, at=fields.current_state_time, infer=infer)
 
-    def update_request(self, requested_state: Any) -> Any:
+    def update_body(self, requested_state: Any, *, force: bool = False) -> dict[str, Any]:
+        """The REST body (a ``Job``) of the ``UpdateJob`` call asking for ``requested_state``:
+        ``PUT https://dataflow.googleapis.com/v1b3/projects/{projectId}/locations/{location}/
+        jobs/{jobId}``. Needs no client library. It does not change this tracker: call
+        :meth:`request` once the service accepted it.
+
+        Args:
+            requested_state: the ``requestedState``, in any spelling :meth:`request` accepts.
+            force: a force cancel (``JOB_STATE_CANCELLED`` only): adds the label
+                ``force_cancel_job=true`` to the body's ``labels``, as ``gcloud dataflow jobs
+                cancel --force`` does (spec §2.1, §6.1).
+
+        Raises:
+            PayloadError: as :meth:`request`, or ``force`` with another state.
+            TransitionNotAllowed: as :meth:`request` (same message), or ``force`` before a
+                regular cancel was requested.
+        """
+        value, _ = self._check_request(requested_state, force)
+        body: dict[str, Any] = {"requestedState": value}
+        if force:
+            body["labels"] = dict([FORCE_CANCEL_LABEL])
+        return body
+
+    def update_request(self, requested_state: Any, *, force: bool = False) -> Any:
         """A ``dataflow_v1beta3.UpdateJobRequest`` asking the service for ``requested_state``
         (needs ``pip install 'lifecyclekit[dataflow]'``). It does not change this tracker:
-        call :meth:`request` once the service accepted it."""
+        call :meth:`request` once the service accepted it.
+
+        The request's ``job`` carries ``requested_state`` and, for a force cancel, the label
+        ``force_cancel_job=true`` in its ``labels``; ``update_mask`` stays empty, as in
+        gcloud's ``Cancel(force=True)`` (spec §2.1, §6.1).
+
+        Args:
+            requested_state: the ``requestedState``, in any spelling :meth:`request` accepts.
+            force: a force cancel, allowed only after a regular cancel was requested.
+
+        Raises:
+            MissingDependency: ``google-cloud-dataflow-client`` is not installed.
+            PayloadError: as :meth:`request`, ``force`` with another state, or the tracker
+                does not know its job's ``job_id`` or ``project_id`` (the request's path).
+            TransitionNotAllowed: as :meth:`request` (same message), or ``force`` before a
+                regular cancel was requested.
+        """
         client = dataflow_client()
-        value = api_name(parse_state(requested_state, type(self).__name__, "request"))
+        value, _ = self._check_request(requested_state, force)
         context = self.context
+        missing = [
+            (field, "not known, so the request could not name its job", None)
+            for field in ("job_id", "project_id")
+            if getattr(context, field) is None
+        ]
+        if missing:
+            raise PayloadError(
+                type(self).__name__,
+                "update_request",
+                missing,
+                hint="Build the tracker with from_job(...) or job_id=..., project_id=... .",
+            )
         return client.UpdateJobRequest(
-            project_id=context.project_id or "",
+            project_id=context.project_id,
             location=context.location or "",
-            job_id=context.job_id or "",
-            job=client.Job(requested_state=client.JobState[value]),
+            job_id=context.job_id,
+            job=client.Job(
+                requested_state=client.JobState[value],
+                labels=dict([FORCE_CANCEL_LABEL]) if force else {},
+            ),
         )
 
 
