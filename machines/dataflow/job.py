@@ -27,13 +27,15 @@ The second revision of the specification (§6) adds rules, kept here:
   (the client's ``UpdateJobRequest``) and :meth:`DataflowJob.update_body` (the REST body)
   refuse the same requests with the same message, through one check; a force cancel is
   allowed only after a regular cancel.
+- §6.2 which polls belong to the job: a ``Job`` with another id is refused, launch answers
+  are unwrapped, a poll older than the recorded ``currentStateTime`` is stale and ignored.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
@@ -300,7 +302,17 @@ class DataflowJob(Lifecycle):
                 (and user-driven ones whose request is on record), recording the missed ones
                 with ``inferred=True``.
 
-        Observing the current state again changes nothing.
+        Observing the current state again fires nothing; a newer ``at`` is recorded as its
+        time (after ``request("JOB_STATE_DRAINED")`` the service's DRAINING time replaces
+        the RUNNING one).
+
+        A report older than the recorded ``current_state_time`` is stale and ignored: nothing
+        changes (:meth:`sync` says so with its return value). Decision (spec §6.2: a stale
+        poll "is ignored or refused, never applied, and the recorded time never moves
+        backwards"): ignored, not refused, because Beam Java documents the service returning
+        stale state after cancels, so a poll loop (or out-of-order job events) meets it in
+        normal operation. Equal times are not stale ("Equal times are not stale"); a report
+        without a time cannot be judged and is applied.
 
         Raises:
             PayloadError: the state is not a JobState (unknown name or number).
@@ -309,7 +321,11 @@ class DataflowJob(Lifecycle):
         name = type(self).__name__
         target = parse_state(state, name, "observe")
         when = _aware(at, name, "observe")
+        if self._is_stale(when):
+            return
         if target == self.state:
+            if when is not None:
+                self.context.current_state_time = when
             return
         path = self._path_to(target, infer)
         with self.atomic():
@@ -318,6 +334,11 @@ class DataflowJob(Lifecycle):
                     self.send(event, via="observe", value=api_name(target))
             if when is not None:
                 self.context.current_state_time = when
+
+    def _is_stale(self, when: datetime | None) -> bool:
+        """The service time ``when`` is strictly older than the one on record (spec §6.2)."""
+        recorded = self.context.current_state_time
+        return when is not None and recorded is not None and when < recorded
 
     def _path_to(self, target: str, infer: bool) -> list[tuple[str, bool]]:
         current = self.state
@@ -495,39 +516,87 @@ class DataflowJob(Lifecycle):
     # -- the Google client -------------------------------------------------------------------
 
     @classmethod
-    def from_job(cls, job: Any, *, infer: bool = False, **kwargs: Any) -> DataflowJob:
+    def from_job(cls, job: Any, *, infer: bool = False, **kwargs: Any) -> Self:
         """A tracker for a ``dataflow_v1beta3.Job`` message or a REST JSON ``Job`` (a dict in
         camelCase, or its JSON text), synced to its current state.
 
+        A launch answer (``LaunchTemplateResponse`` / ``LaunchFlexTemplateResponse`` or its
+        JSON ``{"job": {...}}``) is read as the job it carries. Decision (spec §6.2: a launch
+        answer "never yields a tracker with no id"): a ``Job`` without an id is refused
+        unless ``job_id=`` is given, since the service sets the id on every job it creates.
+
+        Args:
+            job: the ``Job`` (or launch answer).
+            infer: passed to :meth:`sync`.
+            **kwargs: ``clock``, ``listeners`` and context fields; a ``job_id`` must agree
+                with the job's id. Fields the job carries fill in those not given.
+
         Raises:
-            PayloadError: an unknown state name or number in the job.
+            PayloadError: an unknown state name or number in the job, a launch answer
+                without a job, no id at all, or a ``job_id=`` that is not the job's.
         """
-        fields = read_job(job, cls.__name__)
-        context = {
-            "job_id": fields.id,
-            "name": fields.name,
-            "project_id": fields.project_id,
-            "location": fields.location,
-            "replace_job_id": fields.replace_job_id,
-        }
-        tracker = cls(**{k: v for k, v in context.items() if v is not None}, **kwargs)
-        tracker._apply(fields, infer)
+        fields = read_job(job, cls.__name__, "from_job")
+        if fields.id is None and kwargs.get("job_id") is None:
+            msg = "the Job has no id, so its tracker could not tell its polls from another job's"
+            raise PayloadError(
+                cls.__name__,
+                "from_job",
+                [("id", msg, job)],
+                hint="Pass the Job the service returned (it always carries its id), or give "
+                "job_id=... .",
+            )
+        tracker = cls(**kwargs)
+        tracker._apply(fields, infer, "from_job")
         return tracker
 
-    def sync(self, job: Any, infer: bool = False) -> None:
+    def sync(self, job: Any, infer: bool = False) -> bool:
         """Observe what a ``Job`` message or REST JSON says: ``currentState`` (at
         ``currentStateTime``), ``requestedState``, ``replacedByJobId`` and, while still
-        unknown, ``type``. A missing field is no information and changes nothing.
+        unknown, ``type`` and the job's id, name, project and location. A missing field is no
+        information and changes nothing. A launch answer is read as the job it carries.
+
+        Which polls belong to the job (spec §6.2): one with another job's id is refused
+        (``Job.id`` "is immutable for the life of the job"); one whose ``currentStateTime``
+        is older than the recorded time is stale and ignored as a whole, its
+        ``requestedState`` included (see :meth:`observe` for why it is ignored, not refused),
+        and the return value says so.
+
+        Returns:
+            ``False`` when the poll was stale and ignored (nothing changed), else ``True``.
 
         Raises:
-            PayloadError: an unknown state name or number (reported before any state check).
+            PayloadError: an unknown state name or number (reported before any state check),
+                another job's id, or a launch answer without a job.
             TransitionNotAllowed: the reported state is not a legal change; nothing changes.
         """
-        self._apply(read_job(job, type(self).__name__), infer)
+        return self._apply(read_job(job, type(self).__name__), infer, "sync")
 
-    def _apply(self, fields: JobFields, infer: bool) -> None:
+    def _apply(self, fields: JobFields, infer: bool, action: str) -> bool:
+        context = self.context
+        if fields.id is not None and context.job_id is not None and fields.id != context.job_id:
+            problem = (
+                f"this Job is job {fields.id!r}, but this tracker follows job "
+                f"{context.job_id!r}; a job's id never changes"
+            )
+            raise PayloadError(
+                type(self).__name__,
+                action,
+                [("id", problem, fields.id)],
+                hint="Give each job its own tracker.",
+            )
+        if self._is_stale(fields.current_state_time):
+            return False
         with self.atomic():
-            context = self.context
+            learned = {
+                "job_id": fields.id,
+                "name": fields.name,
+                "project_id": fields.project_id,
+                "location": fields.location,
+                "replace_job_id": fields.replace_job_id,
+            }
+            for field, value in learned.items():
+                if value is not None and getattr(context, field) is None:
+                    setattr(context, field, value)
             if fields.job_type not in (None, "JOB_TYPE_UNKNOWN") and (
                 context.job_type == "JOB_TYPE_UNKNOWN"
             ):
@@ -538,6 +607,7 @@ class DataflowJob(Lifecycle):
                 context.replaced_by_job_id = fields.replaced_by_job_id
             if fields.current_state is not None:
                 self.observe(fields.current_state, at=fields.current_state_time, infer=infer)
+        return True
 
     def update_body(self, requested_state: Any, *, force: bool = False) -> dict[str, Any]:
         """The REST body (a ``Job``) of the ``UpdateJob`` call asking for ``requested_state``:
