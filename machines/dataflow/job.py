@@ -21,7 +21,7 @@ set (``ObservedDataflowJob``, ``dataflow-job-observed``) adds the edges seen in 
 (O1-O3, and PENDING -> CANCELLED from open question 1). The extra edges are declared once,
 guarded by ``observed_rules``, so both classes share one transition table.
 
-The second revision of the specification (§6) adds rules, kept here:
+The second revision of the specification (§6) adds three rules, kept here:
 
 - §6.1 one rule for requests: :meth:`DataflowJob.request`, :meth:`DataflowJob.update_request`
   (the client's ``UpdateJobRequest``) and :meth:`DataflowJob.update_body` (the REST body)
@@ -29,17 +29,19 @@ The second revision of the specification (§6) adds rules, kept here:
   allowed only after a regular cancel.
 - §6.2 which polls belong to the job: a ``Job`` with another id is refused, launch answers
   are unwrapped, a poll older than the recorded ``currentStateTime`` is stale and ignored.
+- §6.3 following a replacement: :meth:`DataflowJob.replaced_by`.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, ClassVar, Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from lifecyclekit import Lifecycle, PayloadError, State, TransitionRejected, registry
+from lifecyclekit import Clock, Lifecycle, PayloadError, State, TransitionRejected, registry
 
 from ._api import (
     FORCE_CANCEL_LABEL,
@@ -505,6 +507,9 @@ class DataflowJob(Lifecycle):
             raise PayloadError(
                 name, "replace_with", [("new_job_id", "must be a non-empty job id", new_job_id)]
             )
+        if new_job_id == self.context.job_id:
+            problem = "is this job's own id; a replacement job has an id of its own"
+            raise PayloadError(name, "replace_with", [("new_job_id", problem, new_job_id)])
         if self.is_finished:
             reason = f"the job has terminated in state {self.state_value}."
             raise self.rejection(action="replace", reason=reason)
@@ -512,6 +517,53 @@ class DataflowJob(Lifecycle):
             self.send("replace", via="replace", value="JOB_STATE_UPDATED",
                       replaced_by_job_id=new_job_id)  # fmt: skip
             self.context.replaced_by_job_id = new_job_id
+
+    def replaced_by(
+        self, *, clock: Clock | None = None, listeners: Iterable[object] | None = None
+    ) -> Self:
+        """A new tracker for the job that replaced this one (spec §6.3).
+
+        Like Beam Java's ``DataflowPipelineJob.getReplacedByJob()``: only a job in
+        JOB_STATE_UPDATED has a successor, named by ``replacedByJobId``. The new tracker is of
+        this tracker's class, not yet observed (``unknown``), with ``job_id`` the successor's
+        id, ``replace_job_id`` this job's id (linked both ways), and this job's type, name,
+        project and location ([update-doc]: the replacement "launches ... while retaining the
+        same job name"; updating applies to streaming jobs only).
+
+        Args:
+            clock: the new tracker's clock (default: the system clock).
+            listeners: python-statemachine listeners for the new tracker.
+
+        Raises:
+            TransitionNotAllowed: the job is not in JOB_STATE_UPDATED, or its successor's id
+                (or its own, to point back to) is not known; nothing changes.
+        """
+        action = "follow the replacement of"
+        context = self.context
+        if self.state != "updated":
+            reason = (
+                "only a job in JOB_STATE_UPDATED has been replaced. Call replace_with(new_job_id) "
+                "or sync a Job reporting JOB_STATE_UPDATED first."
+            )
+            raise self.rejection(action, reason)
+        if context.replaced_by_job_id is None:
+            reason = "the successor's id is not known; sync a Job carrying replacedByJobId first."
+            raise self.rejection(action, reason)
+        if context.job_id is None:
+            reason = (
+                "this job's own id is not known, so the successor's replace_job_id could not "
+                "point back to it; build the tracker with job_id=... or from_job(...)."
+            )
+            raise self.rejection(action, reason)
+        fields = {
+            "job_id": context.replaced_by_job_id,
+            "replace_job_id": context.job_id,
+            "job_type": context.job_type,
+            "name": context.name,
+            "project_id": context.project_id,
+            "location": context.location,
+        }
+        return type(self)(clock=clock, listeners=listeners, **fields)
 
     # -- the Google client -------------------------------------------------------------------
 
@@ -582,7 +634,7 @@ class DataflowJob(Lifecycle):
                 type(self).__name__,
                 action,
                 [("id", problem, fields.id)],
-                hint="Give each job its own tracker.",
+                hint="Give each job its own tracker (a replacement job's: replaced_by()).",
             )
         if self._is_stale(fields.current_state_time):
             return False

@@ -317,7 +317,7 @@ def polls(draw: st.DrawFn) -> Any:
 
 @st.composite
 def calls(draw: st.DrawFn) -> tuple[str, Any]:
-    kind = draw(st.sampled_from(["sync", "sync", "sync", "request", "body"]))
+    kind = draw(st.sampled_from(["sync", "sync", "sync", "request", "body", "replaced_by"]))
     if kind == "sync":
         return kind, draw(polls())
     value = draw(st.one_of(st.sampled_from(STATES), st.integers(-1, 15), st.none()))
@@ -339,9 +339,12 @@ def test_recorded_time_never_moves_back_and_refusals_change_nothing(
                     assert job.snapshot() == before
             elif kind == "request":
                 job.request(value)
-            else:
+            elif kind == "body":
                 job.update_body(value, force=job.state == "cancelling")
                 assert job.snapshot() == before
+            else:
+                successor = job.replaced_by()
+                assert successor.context.replace_job_id == JOB_ID
         except LifecycleError:
             assert job.snapshot() == before
         recorded, earlier = job.context.current_state_time, before.context["current_state_time"]
