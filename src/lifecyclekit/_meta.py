@@ -39,6 +39,10 @@ class LifecycleMeta(StateMachineMetaclass):
                 "event with no transition must raise. Remove the attribute."
             )
             raise DefinitionError(msg)
+        if "lifecycle_name" not in attrs:
+            # A registry name belongs to the class registered under it, never to subclasses:
+            # an application's subclass is stored and reloaded as itself, not as its base.
+            lifecycle.lifecycle_name = None
         _check_context(name, lifecycle.Context)
         declared: dict[str, type[BaseModel]] = {}
         for klass in reversed(cls.__mro__):

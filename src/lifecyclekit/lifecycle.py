@@ -27,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 from statemachine import StateMachine
 from statemachine.exceptions import TransitionNotAllowed
 
+from lifecyclekit._display import DISPLAY_HOOKS
 from lifecyclekit._meta import LifecycleMeta
 from lifecyclekit.errors import PayloadError, SnapshotError, TransitionRejected, field_errors
 from lifecyclekit.explain import Explanation, build_explanation
@@ -92,8 +93,10 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
         state_field: the attribute of ``model`` that holds the state value.
         start_value: the value of the state to start in instead of the initial state
             (entry actions run, as python-statemachine's ``start_value`` does).
-        context: a ready ``Context`` instance (instead of its fields as keywords).
-        **fields: the ``Context`` fields.
+        context: a ready ``Context`` instance, or a mapping of its fields (validated; any
+            field name works here, including the names of this constructor's parameters).
+        **fields: the ``Context`` fields (merged with a ``context`` mapping; a field given
+            both ways is refused).
 
     Raises:
         PayloadError: the context fields do not validate.
@@ -113,7 +116,8 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
     """Version of this lifecycle's snapshot shape (states and context); bump on breaking change."""
 
     lifecycle_name: ClassVar[str | None] = None
-    """The registry name, set by ``registry.register(name)`` (inherited by subclasses)."""
+    """The registry name, set by ``registry.register(name)``; each class has its own (a
+    subclass of a registered lifecycle starts with ``None``)."""
 
     commands: ClassVar[frozenset[str]] = frozenset()
     """Methods that drive this lifecycle besides its events (``DataflowJob.observe``, say);
@@ -126,6 +130,11 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
     provenance: ClassVar[Mapping[tuple[str, str, str], Provenance]] = {}
     """Where each transition comes from, keyed by ``(event, source id, target id)``;
     merged with those of base classes. Read it through :meth:`transition_table`."""
+
+    # Notebooks show a class or an instance as lifecyclekit's diagram (see _display.py).
+    _repr_html_ = DISPLAY_HOOKS["_repr_html_"]
+    _repr_svg_ = DISPLAY_HOOKS["_repr_svg_"]
+    _repr_markdown_ = DISPLAY_HOOKS["_repr_markdown_"]
 
     _provenance: ClassVar[dict[tuple[str, str, str], Provenance]] = {}
     _payload_models: ClassVar[dict[str, type[BaseModel]]] = {}
@@ -140,7 +149,7 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
         listeners: Iterable[object] | None = None,
         model: Any = None,
         state_field: str = "state",
-        context: BaseModel | None = None,
+        context: BaseModel | Mapping[str, Any] | None = None,
         start_value: Any = None,
         **fields: Any,
     ) -> None:
@@ -164,7 +173,9 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
     # -- context -------------------------------------------------------------------------
 
     @classmethod
-    def build_context(cls, context: BaseModel | None = None, **fields: Any) -> BaseModel | None:
+    def build_context(
+        cls, context: BaseModel | Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> BaseModel | None:
         """Validate context data exactly as the constructor does (for subclasses whose
         constructor must read the context before the machine starts).
 
@@ -174,25 +185,36 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
         return cls._build_context(context, fields)
 
     @classmethod
-    def _build_context(cls, given: BaseModel | None, fields: dict[str, Any]) -> BaseModel | None:
+    def _build_context(
+        cls, given: BaseModel | Mapping[str, Any] | None, fields: dict[str, Any]
+    ) -> BaseModel | None:
         name = cls.__name__
         model = cls.Context
         if model is None:
-            if given is not None or fields:
+            if given or fields:
                 data = fields or {"context": given}
                 errors = [(key, "unexpected field", value) for key, value in data.items()]
                 raise PayloadError(
                     name, "context", errors, hint=f"{name} declares no Context model."
                 )
             return None
-        if given is not None:
+        if isinstance(given, BaseModel) or (given is not None and not isinstance(given, Mapping)):
             if fields or not isinstance(given, model):
                 msg = (
-                    f"{name}: pass either context={model.__name__}(...) or its fields as "
-                    f"keywords, not {type(given).__name__} and {sorted(fields)}."
+                    f"{name}: pass either context={model.__name__}(...), a mapping of its "
+                    f"fields, or its fields as keywords, not {type(given).__name__} and "
+                    f"{sorted(fields)}."
                 )
                 raise PayloadError(name, "context", [("context", msg, given)])
             return given
+        if given is not None:
+            both = sorted(set(given) & set(fields))
+            if both:
+                errors = [
+                    (key, "given both in context= and as a keyword", fields[key]) for key in both
+                ]
+                raise PayloadError(name, "context", errors, hint="Give each field once.")
+            fields = {**given, **fields}
         known = set(model.model_fields) | {
             f.alias for f in model.model_fields.values() if f.alias is not None
         }
@@ -435,7 +457,9 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
 
     @classmethod
     def machine_key(cls) -> str:
-        """The name snapshots record: the registry name, else ``module:QualName``."""
+        """The name snapshots record: the class's own registry name, else ``module:QualName``
+        (a subclass of a registered lifecycle is not its base: register it under its own
+        name to store it)."""
         return cls.lifecycle_name or f"{cls.__module__}:{cls.__qualname__}"
 
     def snapshot(self) -> Snapshot:
@@ -474,15 +498,11 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
                 state or another schema version, or its context does not validate.
         """
         snap = coerce_snapshot(snapshot)
-        accepted = {
-            klass.machine_key()
-            for klass in cls.__mro__
-            if isinstance(klass, type) and issubclass(klass, Lifecycle) and klass.states_map
-        }
-        if snap.machine not in accepted:
+        if snap.machine != cls.machine_key():
             msg = (
-                f"Snapshot is of lifecycle {snap.machine!r}, not {cls.machine_key()!r}; "
-                f"restore it with registry.restore(snapshot) or {snap.machine}'s class."
+                f"Snapshot is of lifecycle {snap.machine!r}, not {cls.machine_key()!r}: an "
+                "instance is restored as the exact class that took it, never a base class or a "
+                f"subclass. Restore it with registry.restore(snapshot) or {snap.machine}'s class."
             )
             raise SnapshotError(msg)
         if snap.schema_version != cls.schema_version:
