@@ -1,4 +1,4 @@
-"""What Android WorkManager's lifecycles share: constraints, backoff, data, results, specs.
+"""What Android WorkManager's lifecycles share: requests, specs, results and ``WorkInfo``.
 
 Facts from the project's WorkManager specification (``shared/spec/workmanager.md``), derived
 from androidx ``work-runtime`` at commit a9b06aaf (rule R1: the code wins over the docs).
@@ -7,20 +7,19 @@ Durations are ``timedelta``; instants are aware ``datetime``; WorkManager's ``Lo
 the field, the value given and the value used (rule R3); what WorkManager refuses (spec §7.2,
 V1-V8, with its messages) is refused here with a :class:`~lifecyclekit.PayloadError` naming the
 field, as is anything a date cannot hold (§10.7).
+
+The values requests are made of (states, policies, stop reasons, ``Data``, constraints,
+backoff) live in ``_values.py`` and the rules no single model holds in ``_rules.py``; both are
+re-exported here, the one place applications import from.
 """
 
 from __future__ import annotations
 
-import enum
-import json
-import warnings
-from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal, Self
 from uuid import UUID, uuid4
 
 from pydantic import (
-    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -28,12 +27,50 @@ from pydantic import (
     Field,
     StrictBool,
     StrictStr,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
 from lifecyclekit import PayloadError
+
+from ._rules import (
+    CONTENT_URI_TRIGGER_WORKERS_LIMIT,
+    V1_IDLE_BACKOFF,
+    V3_PERIODIC_EXPEDITED,
+    V4_EXPEDITED_CONSTRAINTS,
+    V5_EXPEDITED_DELAY,
+    V8_OVERRIDE_POLICY,
+    check_content_uri_trigger_limit,
+    micros,
+    overflow,
+    override_instant,
+)
+from ._values import (
+    DEFAULT_BACKOFF_DELAY,
+    LATEST_INSTANT,
+    MAX_BACKOFF_DELAY,
+    MAX_DATA_BYTES,
+    MIN_BACKOFF_DELAY,
+    MIN_PERIODIC_FLEX,
+    MIN_PERIODIC_INTERVAL,
+    Backoff,
+    BackoffPolicy,
+    Constraints,
+    ContentUriTrigger,
+    DeviceConditions,
+    ExistingPeriodicWorkPolicy,
+    ExistingWorkPolicy,
+    NetworkType,
+    OutOfQuotaPolicy,
+    StopReason,
+    UpdateResult,
+    WorkData,
+    WorkState,
+    _clamped,
+    _Model,
+    _refuse,
+    backoff_delay_for,
+)
 
 __all__ = [
     "CONTENT_URI_TRIGGER_WORKERS_LIMIT",
@@ -68,400 +105,6 @@ __all__ = [
     "check_content_uri_trigger_limit",
 ]
 
-# §3.1 constants.
-DEFAULT_BACKOFF_DELAY = timedelta(milliseconds=30_000)
-MIN_BACKOFF_DELAY = timedelta(milliseconds=10_000)
-MAX_BACKOFF_DELAY = timedelta(milliseconds=18_000_000)
-MIN_PERIODIC_INTERVAL = timedelta(milliseconds=900_000)
-MIN_PERIODIC_FLEX = timedelta(milliseconds=300_000)
-MAX_DATA_BYTES = 10 * 1024
-"""``androidx.work.Data.MAX_DATA_BYTES``; measured here on the JSON encoding of the data."""
-
-CONTENT_URI_TRIGGER_WORKERS_LIMIT = 8
-"""``Configuration.contentUriTriggerWorkersLimit``'s default: unfinished works with content-URI
-triggers allowed at once (V13)."""
-
-_LONG = 2**63
-_INT_MAX = 2**31 - 1
-LATEST_INSTANT = datetime.max.replace(tzinfo=UTC)
-"""The last instant a ``datetime`` holds; WorkManager's bound, ``Long.MAX_VALUE`` milliseconds
-(year 292 278 994), lies far beyond it, so this is the bound that refuses an overflow (V6)."""
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
-
-
-class WorkState(enum.StrEnum):
-    """``WorkInfo.State``, in ordinal order (§1.1)."""
-
-    ENQUEUED = "ENQUEUED"
-    RUNNING = "RUNNING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-    BLOCKED = "BLOCKED"
-    CANCELLED = "CANCELLED"
-
-    @property
-    def is_finished(self) -> bool:
-        """``WorkInfo.State.isFinished()``: SUCCEEDED, FAILED or CANCELLED."""
-        return self in (WorkState.SUCCEEDED, WorkState.FAILED, WorkState.CANCELLED)
-
-
-class NetworkType(enum.StrEnum):
-    """``androidx.work.NetworkType`` (§7.1)."""
-
-    NOT_REQUIRED = "NOT_REQUIRED"
-    CONNECTED = "CONNECTED"
-    UNMETERED = "UNMETERED"
-    NOT_ROAMING = "NOT_ROAMING"
-    METERED = "METERED"
-    TEMPORARILY_UNMETERED = "TEMPORARILY_UNMETERED"
-
-
-class BackoffPolicy(enum.StrEnum):
-    """``androidx.work.BackoffPolicy``; EXPONENTIAL is the default (§3.1)."""
-
-    EXPONENTIAL = "EXPONENTIAL"
-    LINEAR = "LINEAR"
-
-
-class ExistingWorkPolicy(enum.StrEnum):
-    """What ``enqueue_unique_work`` does when the name already holds work (§6.1)."""
-
-    REPLACE = "REPLACE"
-    KEEP = "KEEP"
-    APPEND = "APPEND"
-    APPEND_OR_REPLACE = "APPEND_OR_REPLACE"
-
-
-class ExistingPeriodicWorkPolicy(enum.StrEnum):
-    """What ``enqueue_unique_periodic_work`` does when the name already holds work (§6.2)."""
-
-    REPLACE = "REPLACE"
-    KEEP = "KEEP"
-    UPDATE = "UPDATE"
-    CANCEL_AND_REENQUEUE = "CANCEL_AND_REENQUEUE"
-
-
-class UpdateResult(enum.StrEnum):
-    """``WorkManager.UpdateResult`` (§6.3)."""
-
-    NOT_APPLIED = "NOT_APPLIED"
-    APPLIED_IMMEDIATELY = "APPLIED_IMMEDIATELY"
-    APPLIED_FOR_NEXT_RUN = "APPLIED_FOR_NEXT_RUN"
-
-
-class OutOfQuotaPolicy(enum.StrEnum):
-    """``androidx.work.OutOfQuotaPolicy``: what expedited work does once the app's expedited
-    quota is spent (§7.2, §10.4)."""
-
-    RUN_AS_NON_EXPEDITED_WORK_REQUEST = "RUN_AS_NON_EXPEDITED_WORK_REQUEST"
-    """Run it as ordinary (non-expedited) work."""
-    DROP_WORK_REQUEST = "DROP_WORK_REQUEST"
-    """Drop the run (see ``WorkBehaviour.quota_allows`` for what this library records)."""
-
-
-class StopReason(enum.IntEnum):
-    """``WorkInfo.STOP_REASON_*`` with WorkManager's numbers (§2.4).
-
-    A work's stop reason is one of these members or, for a JobScheduler reason WorkManager
-    does not name, a plain ``int`` >= 0 (§10.1).
-    """
-
-    UNKNOWN = -512
-    NOT_STOPPED = -256
-    FOREGROUND_SERVICE_TIMEOUT = -128
-    CANCELLED_BY_APP = 1
-    PREEMPT = 2
-    TIMEOUT = 3
-    DEVICE_STATE = 4
-    CONSTRAINT_BATTERY_NOT_LOW = 5
-    CONSTRAINT_CHARGING = 6
-    CONSTRAINT_CONNECTIVITY = 7
-    CONSTRAINT_DEVICE_IDLE = 8
-    CONSTRAINT_STORAGE_NOT_LOW = 9
-    QUOTA = 10
-    BACKGROUND_RESTRICTION = 11
-    APP_STANDBY = 12
-    USER = 13
-    SYSTEM_PROCESSING = 14
-    ESTIMATED_APP_LAUNCH_TIME_CHANGED = 15
-
-    @classmethod
-    def parse(cls, value: Any) -> StopReason | int:
-        """A stop reason WorkManager can store (spec §10.1, which replaces decision Q9).
-
-        ``interrupt(stopReason)`` stores whatever reason it is given, so every JobScheduler
-        reason counts: a named reason comes back as its member (given as the member, its
-        number, or its name with or without ``STOP_REASON_``); any other int in
-        ``[0, 2**31 - 1]`` (``0`` is JobScheduler's ``STOP_REASON_UNDEFINED``, which androidx's
-        own tests pass to ``interrupt``) comes back as that int. The upper bound is Kotlin's
-        ``Int.MAX_VALUE``, the type of ``WorkInfo.stopReason``.
-
-        Raises:
-            ValueError: a value in a range WorkManager reserves and never stores
-                (``[-255, -128]`` except ``-128``, ``[-127, -1]``), any other negative, a
-                number beyond ``Int.MAX_VALUE``, or an unknown name.
-        """
-        if isinstance(value, cls):
-            return value
-        if isinstance(value, int) and not isinstance(value, bool):
-            if value in cls._value2member_map_:
-                return cls(value)
-            if 0 <= value <= _INT_MAX:
-                return value
-        elif isinstance(value, str):
-            name = value.removeprefix("STOP_REASON_")
-            if name in cls.__members__:
-                return cls[name]
-        known = ", ".join(f"{m.name} ({m.value})" for m in cls)
-        msg = (
-            f"{value!r} is not a stop reason WorkManager stores. Valid: a named reason "
-            f"({known}) or any JobScheduler reason, an int in [0, {_INT_MAX}]. WorkManager "
-            "keeps -512 (UNKNOWN) and -256 (NOT_STOPPED) as specials, reserves [-255, -128] for "
-            "its own reasons (only -128 is assigned) and leaves [-127, -1] unused on purpose; "
-            "pass a StopReason member, its name, or its number"
-        )
-        raise ValueError(msg)
-
-
-# -- Data ------------------------------------------------------------------------------------
-
-_SCALARS = (bool, int, float, str)
-_DATA_TYPES = "booleans, 64-bit integers, floats, strings, null, or a list of one of those"
-
-
-def _scalar_type(key: str, item: Any) -> type:
-    if item is None:
-        return str  # "If a value by a key is null, it is considered to have type String".
-    kind = next((t for t in _SCALARS if type(item) is t), None)
-    if kind is None:
-        msg = f"{key}: {item!r} is not a Data value; Data holds {_DATA_TYPES}"
-        raise ValueError(msg)
-    if kind is int and not -_LONG <= item < _LONG:
-        msg = f"{key}: {item} does not fit a 64-bit Long"
-        raise ValueError(msg)
-    return kind
-
-
-def _check_data(data: Any) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        msg = f"Data is a mapping of str keys to {_DATA_TYPES}; got {type(data).__name__}"
-        raise ValueError(msg)  # noqa: TRY004 - pydantic wants ValueError
-    for key, value in data.items():
-        if not isinstance(key, str):
-            msg = f"Data keys are strings; got {key!r}"
-            raise ValueError(msg)  # noqa: TRY004
-        if isinstance(value, list | tuple):
-            kinds = {_scalar_type(key, item) for item in value}
-            if len(kinds) > 1:
-                msg = (
-                    f"{key}: a Data array holds one type; got {sorted(k.__name__ for k in kinds)}"
-                )
-                raise ValueError(msg)
-        else:
-            _scalar_type(key, value)
-    plain = {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
-    size = len(json.dumps(plain, separators=(",", ":")).encode())
-    if size > MAX_DATA_BYTES:
-        msg = f"Data is {size} bytes; WorkManager allows at most {MAX_DATA_BYTES} (MAX_DATA_BYTES)"
-        raise ValueError(msg)
-    return plain
-
-
-WorkData = Annotated[dict[str, Any], BeforeValidator(_check_data)]
-"""WorkManager ``Data``: a flat mapping of str keys to booleans, 64-bit integers, floats,
-strings (or null) and homogeneous lists of them, at most :data:`MAX_DATA_BYTES`."""
-
-
-class _Model(BaseModel):
-    """Constructing or assigning with bad data raises PayloadError (naming each field), not
-    pydantic's ValidationError, like every other refusal in lifecyclekit; a refused
-    assignment changes nothing."""
-
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            raise PayloadError.from_validation_error(type(self).__name__, "context", exc) from None
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        saved = dict(self.__dict__)
-        try:
-            super().__setattr__(name, value)
-        except ValidationError as exc:
-            # pydantic has already written the value when a model validator refuses it.
-            self.__dict__.update(saved)
-            raise PayloadError.from_validation_error(type(self).__name__, "context", exc) from None
-
-
-def _refuse(field: str, message: str, value: Any) -> PayloadError:
-    """A refusal naming its field, raised from a model validator: pydantic wraps it and
-    ``PayloadError.from_validation_error`` unwraps the field names again."""
-    return PayloadError("", "", [(field, message, value)])
-
-
-# -- constraints -----------------------------------------------------------------------------
-
-
-class DeviceConditions(_Model):
-    """What the device reports now; every field defaults to satisfied."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    connected: StrictBool = True
-    unmetered: StrictBool = True
-    not_roaming: StrictBool = True
-    charging: StrictBool = True
-    battery_not_low: StrictBool = True
-    device_idle: StrictBool = True
-    storage_not_low: StrictBool = True
-    content_changed: StrictBool = True
-    """A content URI the work watches (``Constraints.content_uri_triggers``) has changed."""
-    expedited_quota: StrictBool = True
-    """The app has expedited-job quota left (spec §10.4): the quota is the device's."""
-
-
-_NETWORK_NEEDS: dict[NetworkType, tuple[tuple[str, bool], ...]] = {
-    NetworkType.NOT_REQUIRED: (),
-    NetworkType.CONNECTED: (("connected", True),),
-    NetworkType.UNMETERED: (("connected", True), ("unmetered", True)),
-    NetworkType.NOT_ROAMING: (("connected", True), ("not_roaming", True)),
-    NetworkType.METERED: (("connected", True), ("unmetered", False)),
-    NetworkType.TEMPORARILY_UNMETERED: (("connected", True), ("unmetered", True)),
-}
-
-
-class ContentUriTrigger(_Model):
-    """``Constraints.ContentUriTrigger``: a content URI whose change lets the work run."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    uri: StrictStr = Field(min_length=1)
-    triggered_for_descendants: StrictBool = False
-    """Changes below the URI count too."""
-
-
-def _triggers(value: Any) -> Any:
-    """A bare URI string stands for ``ContentUriTrigger(uri=...)``."""
-    if isinstance(value, list | tuple | set | frozenset):
-        return [{"uri": item} if isinstance(item, str) else item for item in value]
-    return value
-
-
-def _distinct(value: tuple[ContentUriTrigger, ...]) -> tuple[ContentUriTrigger, ...]:
-    return tuple(dict.fromkeys(value))
-
-
-class Constraints(_Model):
-    """``androidx.work.Constraints`` (the fields that gate a start, §7.1).
-
-    Constraints are not validated against each other (§7.1); expedited work accepts only the
-    network and storage ones (V4).
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    network_type: NetworkType = NetworkType.NOT_REQUIRED
-    requires_charging: StrictBool = False
-    requires_battery_not_low: StrictBool = False
-    requires_device_idle: StrictBool = False
-    requires_storage_not_low: StrictBool = False
-    content_uri_triggers: Annotated[
-        tuple[ContentUriTrigger, ...], BeforeValidator(_triggers), AfterValidator(_distinct)
-    ] = ()
-    """The work runs once one of these content URIs changed (``addContentUriTrigger``); a set
-    in WorkManager, so repeats are dropped (first one kept)."""
-
-    def unmet(self, conditions: DeviceConditions) -> list[str]:
-        """Each constraint the conditions do not satisfy, with the value reported."""
-        problems = [
-            f"network_type {self.network_type.value} needs {field}={wanted}, device reports "
-            f"{field}={getattr(conditions, field)}"
-            for field, wanted in _NETWORK_NEEDS[self.network_type]
-            if getattr(conditions, field) != wanted
-        ]
-        for required, field in (
-            ("requires_charging", "charging"),
-            ("requires_battery_not_low", "battery_not_low"),
-            ("requires_device_idle", "device_idle"),
-            ("requires_storage_not_low", "storage_not_low"),
-        ):
-            if getattr(self, required) and not getattr(conditions, field):
-                problems.append(f"{required} but device reports {field}=False")
-        if self.content_uri_triggers and not conditions.content_changed:
-            problems.append("content_uri_triggers but device reports content_changed=False")
-        return problems
-
-    def unsupported_when_expedited(self) -> list[str]:
-        """The constraints expedited work cannot have (V4: all but network and storage)."""
-        return [
-            name
-            for name in (
-                "content_uri_triggers",
-                "requires_battery_not_low",
-                "requires_charging",
-                "requires_device_idle",
-            )
-            if getattr(self, name)
-        ]
-
-
-# -- backoff ---------------------------------------------------------------------------------
-
-
-def backoff_delay_for(
-    policy: BackoffPolicy, delay: timedelta, run_attempt_count: int
-) -> timedelta:
-    """The delay after the ``run_attempt_count``-th attempt (§3.3 branch 2), capped at 5 hours.
-
-    Exponential uses exact integers (``delay * 2**(n-1)``) where WorkManager uses a float
-    ``scalb``; they differ by at most 1 ms, only for delays above 2**24 ms (spec Q7).
-    """
-    millis = delay // timedelta(milliseconds=1)
-    if policy is BackoffPolicy.LINEAR:
-        total = millis * run_attempt_count
-    else:
-        total = millis * 2 ** (run_attempt_count - 1)
-    return timedelta(milliseconds=min(total, MAX_BACKOFF_DELAY // timedelta(milliseconds=1)))
-
-
-class Backoff(_Model):
-    """A work's backoff criteria (``setBackoffCriteria``): policy and delay, clamped to
-    [10 s, 5 h] with a warning (§3.2)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    policy: BackoffPolicy = BackoffPolicy.EXPONENTIAL
-    delay: timedelta = DEFAULT_BACKOFF_DELAY
-
-    @field_validator("delay")
-    @classmethod
-    def _clamp(cls, value: timedelta) -> timedelta:
-        return _clamped("backoff_delay", value, MIN_BACKOFF_DELAY, MAX_BACKOFF_DELAY)
-
-    def delay_for(self, run_attempt_count: int) -> timedelta:
-        """The wait after the ``run_attempt_count``-th attempt (see :func:`backoff_delay_for`)."""
-        return backoff_delay_for(self.policy, self.delay, run_attempt_count)
-
-    def next_run_at(self, last_enqueue_time: datetime, run_attempt_count: int) -> datetime:
-        """§3.3 branch 2: ``lastEnqueueTime + min(delay(n), 5 h)`` for a backed-off work."""
-        return last_enqueue_time + self.delay_for(run_attempt_count)
-
-
-def _clamped(field: str, value: timedelta, low: timedelta, high: timedelta | None) -> timedelta:
-    if value < timedelta(0):
-        msg = f"must not be negative (got {value}); allowed: {low} to {high or 'no limit'}"
-        raise ValueError(msg)
-    used = max(value, low) if high is None else min(max(value, low), high)
-    if used != value:
-        warnings.warn(
-            f"{field} {value} is outside WorkManager's range {low} to {high or 'no limit'}; "
-            f"using {used}, as WorkManager does.",
-            UserWarning,
-            stacklevel=2,
-        )
-    return used
-
 
 def _stop_reason(value: Any) -> StopReason | int:
     return StopReason.parse(value)
@@ -469,38 +112,6 @@ def _stop_reason(value: Any) -> StopReason | int:
 
 _Duration = Annotated[timedelta, Field(ge=timedelta(0))]
 _BACKOFF_FIELDS = frozenset({"backoff_policy", "backoff_delay"})
-
-# WorkManager's messages (§7.2), verbatim.
-V1_IDLE_BACKOFF = "Cannot set backoff criteria on an idle mode job"
-V3_PERIODIC_EXPEDITED = "PeriodicWorkRequests cannot be expedited"
-V4_EXPEDITED_CONSTRAINTS = "Expedited jobs only support network and storage constraints"
-V5_EXPEDITED_DELAY = "Expedited jobs cannot be delayed"
-V7_OVERRIDE_MAX = "Cannot set Long.MAX_VALUE as the schedule override time"
-V8_OVERRIDE_POLICY = (
-    "Next Schedule Time Override must be used with ExistingPeriodicWorkPolicyUPDATE "
-    "(preferably) or KEEP"
-)
-
-
-def _micros(delta: timedelta) -> int:
-    return delta // _US
-
-
-def _overflow(what: str, delay: int, anchor: datetime) -> str | None:
-    """Why ``anchor + delay`` (microseconds) is past the last instant a date holds, if it is.
-
-    WorkManager refuses ``Long.MAX_VALUE - now <= delay`` (V6); the same rule with this
-    library's bound, :data:`LATEST_INSTANT`.
-    """
-    room = LATEST_INSTANT - anchor
-    if delay < _micros(room):
-        return None
-    return (
-        f"The given {what} is too large and will cause an overflow! It would put the run "
-        f"{timedelta(microseconds=min(delay, _micros(timedelta.max)))} after "
-        f"{anchor.isoformat()}, past {LATEST_INSTANT.date()} (the last date a datetime "
-        f"holds); keep it under {room}"
-    )
 
 
 # -- requests and specs ----------------------------------------------------------------------
@@ -629,7 +240,7 @@ class _RequestFields(_Model):
         ``System.currentTimeMillis()``); a lifecycle checks its context against its own clock
         when the work is enqueued.
         """
-        why = _overflow("initial delay", _micros(self.initial_delay), now)
+        why = overflow("initial delay", micros(self.initial_delay), now)
         return [] if why is None else [("initial_delay", why, self.initial_delay)]
 
     def _type_problems(self) -> list[tuple[str, str, Any]]:
@@ -649,28 +260,6 @@ class WorkRequest(_RequestFields):
     """``OverwritingInputMerger`` (default) or ``ArrayCreatingInputMerger`` (§5.4)."""
 
 
-_V7_HINT = f"{V7_OVERRIDE_MAX}; leave it None for no override"
-
-
-def _override_instant(value: Any) -> Any:
-    """An int is epoch milliseconds, WorkManager's unit; ``Long.MAX_VALUE`` (or the last
-    instant a date holds, its counterpart here) is refused (V7)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        if value == _LONG - 1:
-            raise ValueError(_V7_HINT)
-        try:
-            return _EPOCH + timedelta(milliseconds=value)
-        except OverflowError:
-            msg = (
-                f"{value} epoch milliseconds is outside the dates a datetime holds (years 1 to "
-                "9999); give an aware datetime"
-            )
-            raise ValueError(msg) from None
-    if isinstance(value, datetime) and value.replace(tzinfo=None) == datetime.max:
-        raise ValueError(_V7_HINT)
-    return value
-
-
 class PeriodicWorkRequest(_RequestFields):
     """A periodic work request; interval and flex are clamped as WorkManager clamps them.
 
@@ -688,7 +277,7 @@ class PeriodicWorkRequest(_RequestFields):
     flex_interval: timedelta | None = None
     """Between 5 minutes and the interval (clamped); ``None`` means equal to the interval."""
     next_schedule_time_override: Annotated[
-        AwareDatetime | None, BeforeValidator(_override_instant)
+        AwareDatetime | None, BeforeValidator(override_instant)
     ] = None
     """``setNextScheduleTimeOverride``: when the next run is due, instead of what interval,
     flex, initial delay and backoff say (§3.3 branch 1, §4.3); an int is epoch milliseconds.
@@ -750,14 +339,14 @@ class PeriodicWorkRequest(_RequestFields):
         """V6 for the first period (initial delay plus interval - flex, §3.3 branch 3), and
         the same rule for the interval itself: WorkManager has no message for an interval
         that overflows, so this library words one like V6's (decision, §10.7)."""
-        interval = _micros(self.repeat_interval)
-        why = _overflow("repeat interval", interval, now)
+        interval = micros(self.repeat_interval)
+        why = overflow("repeat interval", interval, now)
         if why is not None:
             return [("repeat_interval", why, self.repeat_interval)]
         flex = self.flex_interval if self.flex_interval is not None else self.repeat_interval
         flex = min(max(flex, MIN_PERIODIC_FLEX), self.repeat_interval)
-        first = _micros(self.initial_delay) + interval - _micros(flex)
-        why = _overflow("initial delay", first, now)
+        first = micros(self.initial_delay) + interval - micros(flex)
+        why = overflow("initial delay", first, now)
         return [] if why is None else [("initial_delay", why, self.initial_delay)]
 
     def _type_problems(self) -> list[tuple[str, str, Any]]:
@@ -910,54 +499,6 @@ class PeriodicWorkSpec(PeriodicWorkRequest, _Runtime):
             + (1 if touches else 0),
         )
         return PeriodicWorkSpec(**data)
-
-
-def check_content_uri_trigger_limit(
-    works: Iterable[Any],
-    requests: Iterable[WorkRequest | PeriodicWorkRequest],
-    policy: ExistingPeriodicWorkPolicy | str | None = None,
-    limit: int = CONTENT_URI_TRIGGER_WORKERS_LIMIT,
-) -> None:
-    """V13 ([eu] ``checkContentUriTriggerWorkerLimits``): an enqueue may not bring the
-    unfinished works with content-URI triggers past ``limit``.
-
-    Args:
-        works: the graph's works (lifecycles), read only when ``requests`` has a triggered
-            one, as WorkManager counts only then.
-        requests: every request of the enqueue operation, parents included.
-        policy: for ``enqueue_unique_periodic_work``: UPDATE is not counted, because
-            WorkManager's in-place update does not check the limit (its rare fallback to a
-            fresh enqueue, when the name holds nothing or a cancelled work, would; decision).
-        limit: ``Configuration.contentUriTriggerWorkersLimit`` (default 8).
-
-    Raises:
-        PayloadError: the limit would be exceeded, with WorkManager's message and counts.
-    """
-    if policy is not None and policy == ExistingPeriodicWorkPolicy.UPDATE:
-        return
-    new = sum(1 for r in requests if r.constraints.content_uri_triggers)
-    if new == 0:
-        return
-    already = sum(
-        1 for w in works if not w.is_finished and w.context.constraints.content_uri_triggers
-    )
-    if already + new <= limit:
-        return
-    message = (
-        "Too many workers with contentUriTriggers are enqueued:\n"
-        f"contentUriTrigger workers limit: {limit};\n"
-        f"already enqueued count: {already};\n"
-        f"current enqueue operation count: {new}.\n"
-        "To address this issue you can: \n"
-        "1. enqueue less workers or batch some of workers with content uri triggers together;\n"
-        "2. increase limit via Configuration.Builder.setContentUriTriggerWorkersLimit;\n"
-        "Please beware that workers with content uri triggers immediately occupy slots in "
-        "JobScheduler so no updates to content uris are missed."
-    )
-    error = PayloadError(
-        "WorkRequest", "enqueue", [("constraints.content_uri_triggers", message, new)]
-    )
-    raise error
 
 
 # -- results and info ------------------------------------------------------------------------
