@@ -37,7 +37,7 @@ _C3_UNFINISHED = row("C3", "Any non-CANCELLED unfinished dependent fails.", "gra
 
 
 @registry.register("chained-work")
-class ChainedWork(OneTimeWorkEffects, Lifecycle):
+class ChainedWork(OneTimeWorkEffects, Lifecycle[WorkSpec]):
     """A one-time work with prerequisites: ``prerequisites={id: state, ...}`` at creation."""
 
     Context = WorkSpec

@@ -86,7 +86,7 @@ ONE_TIME_PROVENANCE = {
 
 
 @registry.register("one-time-work")
-class OneTimeWork(OneTimeWorkEffects, Lifecycle):
+class OneTimeWork(OneTimeWorkEffects, Lifecycle[WorkSpec]):
     """A one-time work request, as WorkManager runs it.
 
     ``registry.create("one-time-work", worker="Upload", input={...}, constraints=...,

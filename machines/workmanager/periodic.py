@@ -29,7 +29,7 @@ _RESET = (
 
 
 @registry.register("periodic-work")
-class PeriodicWork(WorkBehaviour, Lifecycle):
+class PeriodicWork(WorkBehaviour, Lifecycle[PeriodicWorkSpec]):
     """A periodic work request: ``repeat_interval`` (>= 15 min) and ``flex_interval``."""
 
     Context = PeriodicWorkSpec
