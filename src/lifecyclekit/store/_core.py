@@ -304,11 +304,17 @@ def parse_record(row: Sequence[Any]) -> TransitionRecord:
     )  # fmt: skip
 
 
-def insert_history(instance_id: str, records: Sequence[TransitionRecord]) -> Statement:
-    """One statement inserting every record."""
-    marks = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(records))
-    params = tuple(v for r in records for v in record_row(instance_id, r))
-    return Statement(_HISTORY_INSERT + marks, params)
+CHUNK = 500
+"""Rows per multi-row INSERT (SQLite and PostgreSQL cap the parameters of one statement)."""
+
+
+def insert_history(instance_id: str, records: Sequence[TransitionRecord]) -> Step[None]:
+    """Insert every record, a few hundred per statement."""
+    for start in range(0, len(records), CHUNK):
+        chunk = records[start : start + CHUNK]
+        marks = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+        params = tuple(v for r in chunk for v in record_row(instance_id, r))
+        yield Statement(_HISTORY_INSERT + marks, params)
 
 
 @dataclass(slots=True)
@@ -500,7 +506,7 @@ def insert_instance(
         ),
     )  # fmt: skip
     if snap.history:
-        yield insert_history(instance_id, snap.history)
+        yield from insert_history(instance_id, snap.history)
         yield from add_changes(
             instance_id, snap.machine, list(snap.history), dialect, effects, instance
         )
@@ -520,18 +526,21 @@ def add_changes(
     if dialect.change_prelude and not effects.prelude_done:
         yield Statement(dialect.change_prelude)
         effects.prelude_done = True
-    values = ", ".join([f"({dialect.change_position}, ?, ?, ?, ?)"] * len(records))
-    params = tuple(
-        v
-        for r in records
-        for v in (instance_id, machine, r.seq, r.model_dump_json(exclude_defaults=True))
-    )
-    rows = yield Statement(
-        "INSERT INTO lk_changes (position, instance_id, machine, seq, record)"
-        f" VALUES {values} RETURNING position, seq",
-        params,
-    )
-    position = {seq: pos for pos, seq in rows.rows}
+    position: dict[int, int] = {}
+    for start in range(0, len(records), CHUNK):
+        chunk = records[start : start + CHUNK]
+        values = ", ".join([f"({dialect.change_position}, ?, ?, ?, ?)"] * len(chunk))
+        params = tuple(
+            v
+            for r in chunk
+            for v in (instance_id, machine, r.seq, r.model_dump_json(exclude_defaults=True))
+        )
+        rows = yield Statement(
+            "INSERT INTO lk_changes (position, instance_id, machine, seq, record)"
+            f" VALUES {values} RETURNING position, seq",
+            params,
+        )
+        position.update((seq, pos) for pos, seq in rows.rows)
     changes = [
         Change(position=position[r.seq], id=instance_id, machine=machine, record=r)
         for r in records
@@ -583,9 +592,9 @@ def save(
         yield Statement("DELETE FROM lk_history WHERE instance_id = ?", (loaded.id,))
         older = [r for r in snap.history if r.seq <= loaded.revision]
         if older:
-            yield insert_history(loaded.id, older)
+            yield from insert_history(loaded.id, older)
     if records:
-        yield insert_history(loaded.id, records)
+        yield from insert_history(loaded.id, records)
     changes = yield from add_changes(loaded.id, snap.machine, records, dialect, effects, instance)
     loaded.revision = snap.revision
     return changes
