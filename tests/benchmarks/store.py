@@ -165,7 +165,7 @@ def run_history_cost(
 
 def _seed_instances(url: str, count: int) -> None:
     """``count`` fresh toggles written straight to the tables (what create() writes)."""
-    from lifecyclekit.store._core import to_micros
+    from lifecyclekit.store._model import to_micros
     from tests.store_machines import Toggle
 
     with open_store(url, registry=REGISTRY, create=True) as store:
