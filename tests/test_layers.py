@@ -52,7 +52,6 @@ PENDING = {
     ("lifecyclekit.store.postgres", "lifecyclekit.store._core"): "move 6",
     ("lifecyclekit._meta", "statemachine.factory"): "move 3: _psm.py holds psm's internals",
     ("lifecyclekit.lifecycle", "statemachine.event_data"): "move 3",
-    ("lifecyclekit.machines.workmanager._graph_store", "lifecyclekit.store"): "move 8",
 }
 
 

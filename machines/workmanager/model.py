@@ -375,6 +375,9 @@ class _RequestFields(_Model):
     backoff_delay: timedelta = DEFAULT_BACKOFF_DELAY
     """Clamped to [10 s, 5 h] with a warning (§3.2)."""
     backoff_on_system_interruptions: StrictBool = False
+    keep_results_for_at_least: _Duration = timedelta(0)
+    """``keepResultsForAtLeast``: how long a finished work is kept before WorkManager may
+    prune it by itself (§10.6; ``WorkGraph.prune_work(expired_only=True)``)."""
 
     @field_validator("backoff_delay")
     @classmethod
@@ -507,3 +510,6 @@ class WorkInfo(BaseModel):
     initial_delay: timedelta
     periodicity: Periodicity | None
     constraints: Constraints
+    progress: dict[str, Any] = Field(default_factory=dict)
+    """What the running worker last reported (``WorkGraph.set_progress``); empty otherwise
+    (§1.3: deleted when a result is handled, kept when the work is stopped)."""

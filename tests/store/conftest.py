@@ -25,10 +25,11 @@ def reset_postgres(url: str) -> None:
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as connection:
-        for table in (
-            "lk_keys", "lk_history", "lk_instances", "lk_meta",
-            "lk_graph", "lk_graph_works", "lk_graph_edges", "lk_graph_names",
-        ):  # fmt: skip
+        tables = connection.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+            " AND tablename LIKE 'lk\\_%'"
+        ).fetchall()
+        for (table,) in tables:
             connection.execute(f"DROP TABLE IF EXISTS {table}")
 
 
