@@ -15,6 +15,7 @@ and one closure per structural change), never by copying the graph.
 from __future__ import annotations
 
 import bisect
+import sys
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from datetime import datetime
@@ -29,6 +30,7 @@ from .model import WorkState
 __all__ = ["GraphRepo", "GraphTx", "MemoryRepo", "due_time", "state_of"]
 
 T = TypeVar("T")
+_LAST = UUID(int=2**128 - 1)
 
 
 def state_of(work: Lifecycle) -> WorkState:
@@ -162,31 +164,46 @@ class MemoryRepo:
         return sorted(ids, key=self.seq.__getitem__)
 
     def index(self, work_id: UUID) -> None:
-        """Refresh the work's tag, state and due-time entries from the work itself."""
+        """Bring the work's tag, state and due-time entries up to date with the work (only
+        what changed is touched)."""
         work = self.works[work_id]
-        self.unindex(work_id)
         tags = frozenset(work.context.tags)
-        self.tags_of[work_id] = tags
-        for tag in tags:
-            self.tags.setdefault(tag, set()).add(work_id)
+        old_tags = self.tags_of.get(work_id, frozenset())
+        if tags != old_tags:
+            self._retag(work_id, old_tags - tags, tags - old_tags)
+            self.tags_of[work_id] = tags
         state = state_of(work)
-        self.state_index[work_id] = state
-        self.states[state].add(work_id)
+        old_state = self.state_index.get(work_id)
+        if state is not old_state:
+            if old_state is not None:
+                self.states[old_state].discard(work_id)
+            self.states[state].add(work_id)
+            self.state_index[work_id] = state
         due = due_time(work)
-        if due is not None:
-            entry = (due, self.seq[work_id], work_id)
-            self.due_of[work_id] = entry
-            bisect.insort(self.due_list, entry)
+        entry = (due, self.seq[work_id], work_id) if due is not None else None
+        if entry != self.due_of.get(work_id):
+            self._undue(work_id)
+            if entry is not None:
+                self.due_of[work_id] = entry
+                bisect.insort(self.due_list, entry)
 
     def unindex(self, work_id: UUID) -> None:
-        for tag in self.tags_of.pop(work_id, ()):
+        self._retag(work_id, self.tags_of.pop(work_id, frozenset()), frozenset())
+        state = self.state_index.pop(work_id, None)
+        if state is not None:
+            self.states[state].discard(work_id)
+        self._undue(work_id)
+
+    def _retag(self, work_id: UUID, gone: frozenset[str], new: frozenset[str]) -> None:
+        for tag in gone:
             members = self.tags[tag]
             members.discard(work_id)
             if not members:
                 del self.tags[tag]
-        state = self.state_index.pop(work_id, None)
-        if state is not None:
-            self.states[state].discard(work_id)
+        for tag in new:
+            self.tags.setdefault(tag, set()).add(work_id)
+
+    def _undue(self, work_id: UUID) -> None:
         entry = self.due_of.pop(work_id, None)
         if entry is not None:
             del self.due_list[bisect.bisect_left(self.due_list, entry)]
@@ -348,21 +365,28 @@ class _MemoryTx:
         return [i for i in self.named(name) if not children.get(i)]
 
     def select(self, query: WorkQuery) -> list[UUID]:
+        """Driven by the most selective component given (ids, names, tags, states); the
+        others are checked per candidate, so the cost is the driving index's entries."""
         repo = self.repo
-        found: list[set[UUID]] = []
         if query.ids:
-            found.append({i for i in query.ids if i in repo.works})
+            found: set[UUID] = {i for i in query.ids if i in repo.works}
+        elif query.unique_work_names:
+            found = _union(repo.names, query.unique_work_names)
+        elif query.tags:
+            found = _union(repo.tags, query.tags)
+        else:
+            found = _union(repo.states, query.states)
         if query.unique_work_names:
-            found.append(_union(repo.names, query.unique_work_names))
+            found = {i for i in found if repo.name_of.get(i) in query.unique_work_names}
         if query.tags:
-            found.append(_union(repo.tags, query.tags))
+            found = {i for i in found if repo.tags_of.get(i, frozenset()) & query.tags}
         if query.states:
-            found.append(_union(repo.states, query.states))
-        return repo.ordered(set.intersection(*found) if found else set())
+            found = {i for i in found if repo.state_index.get(i) in query.states}
+        return repo.ordered(found)
 
     def due(self, now: datetime, limit: int | None) -> list[UUID]:
         entries = self.repo.due_list
-        end = bisect.bisect_right(entries, now, key=lambda entry: entry[0])
+        end = bisect.bisect_right(entries, (now, sys.maxsize, _LAST))
         if limit is not None:
             end = min(end, limit)
         return [work_id for _, _, work_id in entries[:end]]

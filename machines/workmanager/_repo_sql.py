@@ -41,24 +41,27 @@ SCHEMA = (
         state TEXT NOT NULL, due_at TEXT, progress TEXT, version INTEGER NOT NULL,
         PRIMARY KEY (graph, work_id))""",
     "CREATE INDEX IF NOT EXISTS lk_graph_works_seq ON lk_graph_works (graph, seq)",
-    "CREATE INDEX IF NOT EXISTS lk_graph_works_due ON lk_graph_works (graph, state, due_at)",
+    "CREATE INDEX IF NOT EXISTS lk_graph_works_due ON lk_graph_works (graph, state, due_at, seq)",
     """CREATE TABLE IF NOT EXISTS lk_graph_edges (
         graph TEXT NOT NULL, work_id TEXT NOT NULL, prerequisite_id TEXT NOT NULL,
-        position INTEGER NOT NULL, PRIMARY KEY (graph, work_id, prerequisite_id))""",
+        position INTEGER NOT NULL, seq INTEGER NOT NULL,
+        PRIMARY KEY (graph, work_id, prerequisite_id))""",
     "CREATE INDEX IF NOT EXISTS lk_graph_edges_up ON lk_graph_edges (graph, prerequisite_id)",
     """CREATE TABLE IF NOT EXISTS lk_graph_unique (
-        graph TEXT NOT NULL, name TEXT NOT NULL, next_position INTEGER NOT NULL,
+        graph TEXT NOT NULL, name TEXT NOT NULL, version INTEGER NOT NULL,
         PRIMARY KEY (graph, name))""",
     """CREATE TABLE IF NOT EXISTS lk_graph_named (
-        graph TEXT NOT NULL, name TEXT NOT NULL, work_id TEXT NOT NULL,
-        position INTEGER NOT NULL, PRIMARY KEY (graph, name, work_id))""",
+        graph TEXT NOT NULL, name TEXT NOT NULL, work_id TEXT NOT NULL, seq INTEGER NOT NULL,
+        PRIMARY KEY (graph, name, work_id))""",
     "CREATE INDEX IF NOT EXISTS lk_graph_named_work ON lk_graph_named (graph, work_id)",
     """CREATE TABLE IF NOT EXISTS lk_graph_tags (
-        graph TEXT NOT NULL, tag TEXT NOT NULL, work_id TEXT NOT NULL,
+        graph TEXT NOT NULL, tag TEXT NOT NULL, work_id TEXT NOT NULL, seq INTEGER NOT NULL,
         PRIMARY KEY (graph, tag, work_id))""",
     "CREATE INDEX IF NOT EXISTS lk_graph_tags_work ON lk_graph_tags (graph, work_id)",
 )
-"""The graph's tables (``graph`` names which graph of the store a row belongs to)."""
+"""The graph's tables. ``graph`` names the graph of the store a row belongs to; ``seq`` is
+the work's position (of the dependent, in an edge), so lists come oldest first without a
+join; ``lk_graph_unique`` has one row per unique name, written by every insert under it."""
 
 
 def _due(moment: datetime | None) -> str | None:
@@ -132,7 +135,7 @@ class SqlRepo:
                 (graph,),
             ).fetchall()
             named = session.execute(
-                "SELECT name, work_id FROM lk_graph_named WHERE graph = ? ORDER BY name, position",
+                "SELECT name, work_id FROM lk_graph_named WHERE graph = ? ORDER BY name, seq",
                 (graph,),
             ).fetchall()
         works = [self.store.get(work_id) for work_id, _ in rows]
@@ -170,6 +173,7 @@ class _SqlTx:
         self.added: set[UUID] = set()
         self.locked: set[UUID] = set()
         self.next_seq: int | None = None
+        self.seqs: dict[UUID, int] = {}
 
     def sql(self, query: str, *params: Any) -> Any:
         return self.session.execute(query, params)
@@ -179,15 +183,16 @@ class _SqlTx:
     def get(self, work_id: UUID) -> Lifecycle | None:
         if work_id in self.cache:
             return self.cache[work_id]
-        member = self.sql(
-            "SELECT 1 FROM lk_graph_works WHERE graph = ? AND work_id = ?",
+        row = self.sql(
+            "SELECT seq FROM lk_graph_works WHERE graph = ? AND work_id = ?",
             self.graph,
             str(work_id),
         ).fetchone()
-        work = self.session.load(str(work_id), clock=self.repo.clock) if member else None
+        work = self.session.load(str(work_id), clock=self.repo.clock) if row else None
         self.cache[work_id] = work
         if work is not None:
             self.tags[work_id] = frozenset(work.context.tags)
+            self.seqs[work_id] = row[0]
         return work
 
     def touch(self, work_id: UUID) -> Lifecycle:
@@ -224,27 +229,24 @@ class _SqlTx:
         )  # fmt: skip
         for position, prerequisite in enumerate(prerequisites):
             self.sql(
-                "INSERT INTO lk_graph_edges (graph, work_id, prerequisite_id, position)"
-                " VALUES (?, ?, ?, ?)",
-                self.graph, key, str(prerequisite), position,
+                "INSERT INTO lk_graph_edges (graph, work_id, prerequisite_id, position, seq)"
+                " VALUES (?, ?, ?, ?, ?)",
+                self.graph, key, str(prerequisite), position, seq,
             )  # fmt: skip
         if name is not None:
+            # Two operations inserting under one name write the same row: one is re-run.
             self.sql(
-                "INSERT INTO lk_graph_unique (graph, name, next_position) VALUES (?, ?, 1)"
-                " ON CONFLICT (graph, name) DO UPDATE"
-                " SET next_position = lk_graph_unique.next_position + 1",
+                "INSERT INTO lk_graph_unique (graph, name, version) VALUES (?, ?, 1)"
+                " ON CONFLICT (graph, name) DO UPDATE SET version = lk_graph_unique.version + 1",
                 self.graph, name,
             )  # fmt: skip
-            position = self.sql(
-                "SELECT next_position FROM lk_graph_unique WHERE graph = ? AND name = ?",
-                self.graph, name,
-            ).fetchone()[0]  # fmt: skip
             self.sql(
-                "INSERT INTO lk_graph_named (graph, name, work_id, position) VALUES (?, ?, ?, ?)",
-                self.graph, name, key, position,
+                "INSERT INTO lk_graph_named (graph, name, work_id, seq) VALUES (?, ?, ?, ?)",
+                self.graph, name, key, seq,
             )  # fmt: skip
         self.cache[work_id] = work
         self.tags[work_id] = frozenset()
+        self.seqs[work_id] = seq
         self.added.add(work_id)
 
     def delete(self, work_ids: Collection[UUID]) -> None:
@@ -271,6 +273,12 @@ class _SqlTx:
     def _ids(self, query: str, *params: Any) -> list[UUID]:
         return [UUID(row[0]) for row in self.sql(query, *params).fetchall()]
 
+    def _oldest_first(self, query: str, *params: Any) -> list[UUID]:
+        """``(work_id, seq)`` rows sorted here: with ORDER BY, a planner may walk the whole
+        seq index instead of the few rows the WHERE clause finds."""
+        rows = self.sql(query, *params).fetchall()
+        return [UUID(work_id) for work_id, _ in sorted(rows, key=lambda row: (row[1], row[0]))]
+
     def prerequisites(self, work_id: UUID) -> list[UUID]:
         return self._ids(
             "SELECT prerequisite_id FROM lk_graph_edges WHERE graph = ? AND work_id = ?"
@@ -279,66 +287,60 @@ class _SqlTx:
         )  # fmt: skip
 
     def dependents(self, work_id: UUID) -> list[UUID]:
-        return self._ids(
-            "SELECT e.work_id FROM lk_graph_edges e JOIN lk_graph_works w"
-            " ON w.graph = e.graph AND w.work_id = e.work_id"
-            " WHERE e.graph = ? AND e.prerequisite_id = ? ORDER BY w.seq, e.work_id",
+        return self._oldest_first(
+            "SELECT work_id, seq FROM lk_graph_edges WHERE graph = ? AND prerequisite_id = ?",
             self.graph, str(work_id),
         )  # fmt: skip
 
     def named(self, name: str) -> list[UUID]:
-        return self._ids(
-            "SELECT work_id FROM lk_graph_named WHERE graph = ? AND name = ? ORDER BY position",
+        return self._oldest_first(
+            "SELECT work_id, seq FROM lk_graph_named WHERE graph = ? AND name = ?",
             self.graph, name,
         )  # fmt: skip
 
     def leaves(self, name: str) -> list[UUID]:
-        return self._ids(
-            "SELECT n.work_id FROM lk_graph_named n WHERE n.graph = ? AND n.name = ?"
+        return self._oldest_first(
+            "SELECT n.work_id, n.seq FROM lk_graph_named n WHERE n.graph = ? AND n.name = ?"
             " AND NOT EXISTS (SELECT 1 FROM lk_graph_edges e"
-            " WHERE e.graph = n.graph AND e.prerequisite_id = n.work_id) ORDER BY n.position",
+            " WHERE e.graph = n.graph AND e.prerequisite_id = n.work_id)",
             self.graph, name,
         )  # fmt: skip
 
     def select(self, query: WorkQuery) -> list[UUID]:
-        """Driven by the most selective component given: ids, names, tags, then states."""
-        params: list[Any] = [self.graph]
-        if query.ids:
-            source = "lk_graph_works w WHERE w.graph = ? AND w.work_id IN ({})"
-            params += sorted(str(i) for i in query.ids)
-        elif query.unique_work_names:
-            source = (
-                "lk_graph_named d JOIN lk_graph_works w ON w.graph = d.graph"
-                " AND w.work_id = d.work_id WHERE d.graph = ? AND d.name IN ({})"
+        """Driven by the most selective component given (ids, names, tags, states); the
+        others are EXISTS filters, so the driving index alone decides the rows read."""
+        ids = sorted(str(i) for i in query.ids)
+        names, tags = sorted(query.unique_work_names), sorted(query.tags)
+        states = sorted(s.value for s in query.states)
+        if ids:
+            sql, params = _SELECT_WORKS.format("work_id", _marks(ids)), [self.graph, *ids]
+        elif names:
+            sql, params = (
+                _SELECT_IN.format("lk_graph_named", "name", _marks(names)),
+                [self.graph, *names],
             )
-            params += sorted(query.unique_work_names)
-        elif query.tags:
-            source = (
-                "lk_graph_tags d JOIN lk_graph_works w ON w.graph = d.graph"
-                " AND w.work_id = d.work_id WHERE d.graph = ? AND d.tag IN ({})"
+        elif tags:
+            sql, params = (
+                _SELECT_IN.format("lk_graph_tags", "tag", _marks(tags)),
+                [self.graph, *tags],
             )
-            params += sorted(query.tags)
         else:
-            source = "lk_graph_works w WHERE w.graph = ? AND w.state IN ({})"
-            params += sorted(s.value for s in query.states)
-        sql = "SELECT DISTINCT w.work_id, w.seq FROM " + source.format(
-            ", ".join("?" * (len(params) - 1))
-        )
-        if query.ids and query.unique_work_names:
-            sql += _member("lk_graph_named", "name", len(query.unique_work_names))
-            params += sorted(query.unique_work_names)
-        if (query.ids or query.unique_work_names) and query.tags:
-            sql += _member("lk_graph_tags", "tag", len(query.tags))
-            params += sorted(query.tags)
-        if (query.ids or query.unique_work_names or query.tags) and query.states:
-            sql += f" AND w.state IN ({', '.join('?' * len(query.states))})"
-            params += sorted(s.value for s in query.states)
-        return self._ids(sql + " ORDER BY w.seq, w.work_id", *params)
+            sql, params = _SELECT_WORKS.format("state", _marks(states)), [self.graph, *states]
+        if ids and names:
+            sql += _EXISTS_IN.format("lk_graph_named", "name", _marks(names))
+            params += names
+        if (ids or names) and tags:
+            sql += _EXISTS_IN.format("lk_graph_tags", "tag", _marks(tags))
+            params += tags
+        if (ids or names or tags) and states:
+            sql += _EXISTS_IN.format("lk_graph_works", "state", _marks(states))
+            params += states
+        return self._oldest_first(sql, *params)
 
     def due(self, now: datetime, limit: int | None) -> list[UUID]:
         sql = (
             "SELECT work_id FROM lk_graph_works WHERE graph = ? AND state = 'ENQUEUED'"
-            " AND due_at <= ? ORDER BY due_at, seq, work_id"
+            " AND due_at <= ? ORDER BY due_at, seq"
         )
         if limit is None:
             return self._ids(sql, self.graph, _due(now))
@@ -387,16 +389,23 @@ class _SqlTx:
                 "DELETE FROM lk_graph_tags WHERE graph = ? AND tag = ? AND work_id = ?",
                 self.graph, tag, key,
             )  # fmt: skip
-        for tag in sorted(tags - old):
-            self.sql(
-                "INSERT INTO lk_graph_tags (graph, tag, work_id) VALUES (?, ?, ?)",
-                self.graph, tag, key,
-            )  # fmt: skip
+        new = sorted(tags - old)
+        if new:
+            seq = self.seqs[work_id]
+            for tag in new:
+                self.sql(
+                    "INSERT INTO lk_graph_tags (graph, tag, work_id, seq) VALUES (?, ?, ?, ?)",
+                    self.graph, tag, key, seq,
+                )  # fmt: skip
 
 
-def _member(table: str, column: str, count: int) -> str:
-    """An ``AND EXISTS`` filter: the work has one of ``count`` values in ``table``."""
-    return (
-        f" AND EXISTS (SELECT 1 FROM {table} m WHERE m.graph = w.graph"
-        f" AND m.work_id = w.work_id AND m.{column} IN ({', '.join('?' * count)}))"
-    )
+_SELECT_WORKS = "SELECT d.work_id, d.seq FROM lk_graph_works d WHERE d.graph = ? AND d.{} IN ({})"
+_SELECT_IN = "SELECT DISTINCT d.work_id, d.seq FROM {} d WHERE d.graph = ? AND d.{} IN ({})"
+_EXISTS_IN = (
+    " AND EXISTS (SELECT 1 FROM {0} m WHERE m.graph = d.graph AND m.work_id = d.work_id"
+    " AND m.{1} IN ({2}))"
+)
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ", ".join("?" * len(values))
