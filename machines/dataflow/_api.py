@@ -11,7 +11,7 @@ import enum
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, cast
 
 from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
@@ -58,9 +58,29 @@ _BY_API_NAME = {f"JOB_STATE_{s.upper()}": s for s in JOB_STATE_NAMES}
 _TIME = TypeAdapter(AwareDatetime)
 
 
-def api_name(state_id: str) -> str:
+JobTypeName = Literal["JOB_TYPE_UNKNOWN", "JOB_TYPE_BATCH", "JOB_TYPE_STREAMING"]
+JobStateName = Literal[
+    "JOB_STATE_UNKNOWN",
+    "JOB_STATE_STOPPED",
+    "JOB_STATE_RUNNING",
+    "JOB_STATE_DONE",
+    "JOB_STATE_FAILED",
+    "JOB_STATE_CANCELLED",
+    "JOB_STATE_UPDATED",
+    "JOB_STATE_DRAINING",
+    "JOB_STATE_DRAINED",
+    "JOB_STATE_PENDING",
+    "JOB_STATE_CANCELLING",
+    "JOB_STATE_QUEUED",
+    "JOB_STATE_RESOURCE_CLEANING_UP",
+    "JOB_STATE_PAUSING",
+    "JOB_STATE_PAUSED",
+]
+
+
+def api_name(state_id: str) -> JobStateName:
     """``"running"`` -> ``"JOB_STATE_RUNNING"``."""
-    return f"JOB_STATE_{state_id.upper()}"
+    return cast("JobStateName", f"JOB_STATE_{state_id.upper()}")
 
 
 def _bad(machine: str, action: str, field: str, message: str, value: Any) -> PayloadError:
@@ -94,15 +114,15 @@ def parse_state(value: Any, machine: str, action: str, field: str = "state") -> 
     raise _bad(machine, action, field, "unknown JobState", value)
 
 
-def parse_job_type(value: Any) -> str | None:
+def parse_job_type(value: Any) -> JobTypeName | None:
     """``"JOB_TYPE_BATCH"``, 1 or ``JobType.JOB_TYPE_BATCH`` -> ``"JOB_TYPE_BATCH"``;
     ``None`` for anything else (the caller's validation then reports it)."""
     if isinstance(value, enum.Enum):
         value = value.name
     if isinstance(value, int) and not isinstance(value, bool):
-        return JOB_TYPE_NAMES.get(value)
+        value = JOB_TYPE_NAMES.get(value)
     if isinstance(value, str) and value in JOB_TYPE_NAMES.values():
-        return value
+        return cast("JobTypeName", value)
     return None
 
 
@@ -114,10 +134,10 @@ class JobFields:
     name: str | None = None
     project_id: str | None = None
     location: str | None = None
-    job_type: str | None = None
+    job_type: JobTypeName | None = None
     current_state: str | None = None
     current_state_time: datetime | None = None
-    requested_state: str | None = None
+    requested_state: JobStateName | None = None
     replace_job_id: str | None = None
     replaced_by_job_id: str | None = None
 

@@ -48,6 +48,8 @@ from ._api import (
     JOB_STATE_NAMES,
     REQUESTABLE,
     JobFields,
+    JobStateName,
+    JobTypeName,
     api_name,
     dataflow_client,
     parse_job_type,
@@ -57,25 +59,6 @@ from ._api import (
 from ._spec import PROVENANCE
 
 __all__ = ["DataflowJob", "DataflowJobContext", "JobChange", "ObservedDataflowJob"]
-
-JobTypeName = Literal["JOB_TYPE_UNKNOWN", "JOB_TYPE_BATCH", "JOB_TYPE_STREAMING"]
-JobStateName = Literal[
-    "JOB_STATE_UNKNOWN",
-    "JOB_STATE_STOPPED",
-    "JOB_STATE_RUNNING",
-    "JOB_STATE_DONE",
-    "JOB_STATE_FAILED",
-    "JOB_STATE_CANCELLED",
-    "JOB_STATE_UPDATED",
-    "JOB_STATE_DRAINING",
-    "JOB_STATE_DRAINED",
-    "JOB_STATE_PENDING",
-    "JOB_STATE_CANCELLING",
-    "JOB_STATE_QUEUED",
-    "JOB_STATE_RESOURCE_CLEANING_UP",
-    "JOB_STATE_PAUSING",
-    "JOB_STATE_PAUSED",
-]
 
 # Requests that name what is already true or already under way: recorded, nothing fires.
 _ALREADY = {
@@ -151,7 +134,7 @@ def _first_observations(unknown: State, *targets: State) -> Any:
 
 
 @registry.register("dataflow-job")
-class DataflowJob(Lifecycle):
+class DataflowJob(Lifecycle[DataflowJobContext]):
     """A Dataflow job, as its monitor sees it: service-reported changes and user requests.
 
     Drive it with :meth:`observe` (a state the service reports), :meth:`request` (an
@@ -428,7 +411,9 @@ class DataflowJob(Lifecycle):
             self.send(event, via="request", value=value)
             self.context.requested_state = value
 
-    def _check_request(self, requested_state: Any, force: Any = False) -> tuple[str, str | None]:
+    def _check_request(
+        self, requested_state: Any, force: Any = False
+    ) -> tuple[JobStateName, str | None]:
         """The one rule for requests (spec §6.1), shared by :meth:`request`,
         :meth:`update_request` and :meth:`update_body`; it changes nothing.
 

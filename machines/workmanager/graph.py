@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar
 from uuid import UUID
@@ -51,6 +51,7 @@ from .model import (
     WorkRequest,
     WorkResult,
     WorkState,
+    check_content_uri_trigger_limit,
 )
 from .one_time import OneTimeWork
 from .periodic import PeriodicWork
@@ -75,10 +76,6 @@ PRUNE_THRESHOLD = timedelta(days=1)
 """androidx ``PRUNE_THRESHOLD_MILLIS``: automatic pruning keeps a finished work until
 ``last_enqueue_time + keep_results_for_at_least`` is this far in the past (§10.6)."""
 
-_REQUEST_FIELDS = (
-    "worker", "input", "tags", "constraints", "initial_delay", "backoff_policy",
-    "backoff_delay", "backoff_on_system_interruptions", "keep_results_for_at_least",
-)  # fmt: skip
 _DATA: TypeAdapter[dict[str, Any]] = TypeAdapter(WorkData)
 _POLICIES = ", ".join(p.value for p in ExistingWorkPolicy)
 _PERIODIC_POLICIES = ", ".join(p.value for p in ExistingPeriodicWorkPolicy)
@@ -169,6 +166,7 @@ class WorkGraph:
                 f"{type(request).__name__}; use enqueue_unique_work for one-time work."
             )
             raise WorkGraphError(msg)
+        request.check_unique_policy(chosen)
         return self._write(_Rules.enqueue_unique_periodic, _name(name), chosen, request)
 
     def _enqueue_continuation(self, continuation: WorkContinuation) -> EnqueueResult:
@@ -428,15 +426,26 @@ class _Rules:
             msg = f"Work {', '.join(taken)} is already enqueued; build a new WorkRequest."
             raise WorkGraphError(msg)
 
+    def unfinished_works(self) -> Iterator[Lifecycle]:
+        """Every unfinished work, loaded one by one as the caller iterates (V13 reads them
+        only when the enqueue holds a work with content-URI triggers)."""
+        for work_id in self.tx.select(WorkQuery(states=UNFINISHED)):
+            work = self.tx.get(work_id)
+            if work is not None:
+                yield work
+
     def enqueue(self, requests: Iterable[WorkRequest | PeriodicWorkRequest]) -> EnqueueResult:
         requests = list(requests)
         self.check_new(r.id for r in requests)
+        check_content_uri_trigger_limit(self.unfinished_works(), requests)
         for request in requests:
             self.insert(request, [], None)
         return EnqueueResult(enqueued=tuple(r.id for r in requests))
 
     def enqueue_steps(self, steps: list[WorkContinuation]) -> EnqueueResult:
         self.check_new(i for step in steps for i in step.ids)
+        requests = [r for step in steps for r in step.requests]
+        check_content_uri_trigger_limit(self.unfinished_works(), requests)
         stored: list[UUID] = []
         skipped: list[UUID] = []
         reasons: list[str] = []
@@ -470,6 +479,7 @@ class _Rules:
         self, name: str, policy: ExistingPeriodicWorkPolicy, request: PeriodicWorkRequest
     ) -> EnqueueResult:
         self.check_new([request.id])
+        check_content_uri_trigger_limit(self.unfinished_works(), [request], policy)
         if policy is ExistingPeriodicWorkPolicy.UPDATE:
             return self.update_periodic(name, request)
         mapped = (
@@ -625,18 +635,10 @@ class _Rules:
         ).value
 
     def apply_update(self, work_id: UUID, request: WorkRequest | PeriodicWorkRequest) -> None:
-        """The new request's fields, with state, counts and enqueue time preserved (§6.3);
-        progress cleared unless the work is running (§10.2)."""
+        """The new request with the state's counters carried over (§10.2, the spec's own
+        ``updated_by``); progress cleared unless the work is running."""
         work = self.tx.touch(work_id)
-        spec = work.context
-        fields = [*_REQUEST_FIELDS]
-        if isinstance(request, PeriodicWorkRequest):
-            fields += ["repeat_interval", "flex_interval"]
-        else:
-            fields.append("input_merger")
-        data = spec.model_dump() | {f: getattr(request, f) for f in fields}
-        data["generation"] = spec.generation + 1
-        work.context = type(spec).model_validate(data)
+        work.context = work.context.updated_by(request)
         if work.state != "running":
             self.drop_progress(work_id)
 

@@ -43,3 +43,14 @@ def untyped_lifecycles_stay_usable(cls: type[Lifecycle], name: str) -> Any:
     assert_type(instance.context, Any)
     assert_type(registry.get(name), type[Lifecycle])
     return instance.context
+
+
+def builtin_lifecycles_declare_their_context() -> None:
+    # mypy checks machines/ as the package ``machines`` (it cannot follow the installed
+    # mapping to lifecyclekit.machines), so the built-ins are imported from there here.
+    from machines.dataflow import DataflowJob, DataflowJobContext
+    from machines.dataflow._api import JobTypeName
+
+    job = DataflowJob(job_type="JOB_TYPE_STREAMING")
+    assert_type(job.context, DataflowJobContext)
+    assert_type(job.context.job_type, JobTypeName)
