@@ -47,12 +47,6 @@ ALLOWED: dict[str, set[str]] = {
 PRIVATE_PSM = ("statemachine.engines", "statemachine.factory", "statemachine.callbacks")
 PRIVATE_PSM += ("statemachine.event_data",)
 PENDING = {
-    ("lifecyclekit.store.sqlite", "lifecyclekit.lifecycle"): "move 6: back-ends speak SQL only",
-    ("lifecyclekit.store.sqlite", "lifecyclekit.registry"): "move 6",
-    ("lifecyclekit.store.sqlite", "lifecyclekit.store._core"): "move 6",
-    ("lifecyclekit.store.postgres", "lifecyclekit.lifecycle"): "move 6",
-    ("lifecyclekit.store.postgres", "lifecyclekit.registry"): "move 6",
-    ("lifecyclekit.store.postgres", "lifecyclekit.store._core"): "move 6",
     ("lifecyclekit._meta", "statemachine.factory"): "move 3: _psm.py holds psm's internals",
     ("lifecyclekit.lifecycle", "statemachine.event_data"): "move 3",
 }

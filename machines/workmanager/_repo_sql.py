@@ -6,32 +6,31 @@ due time and progress), the prerequisite edges, the unique names and the tags, e
 the way the rules ask: dependents by prerequisite, works by name, by tag, by state and due
 time. No operation scans the graph.
 
-An operation is one store transaction. Its reads see one snapshot; its writes are the works
-it touched (compare-and-set on their rows), the structure it added or deleted, and a version
-bump on every work whose state it decided on (:meth:`_SqlTx.lock`). A concurrent transaction
-that changed any of those makes the database refuse one of the two (a serialization failure,
-a lost compare-and-set, a duplicate key); the refused operation is run again from the start,
-against a fresh snapshot, which is safe because operations change nothing else before they
-commit.
+An operation is one unit of work of the store (``store.run``), on the graph's versioned
+extension tables. Its reads see one snapshot; its writes are the works it touched
+(compare-and-set on their rows), the structure it added or deleted, and a version bump on
+every work whose state it decided on (:meth:`_SqlTx.lock`). A concurrent transaction that
+changed any of those makes the database refuse one of the two (a serialization failure, a
+lost compare-and-set, a duplicate key); the store's retry policy runs the refused operation
+again from the start, against a fresh snapshot, which is safe because operations change
+nothing else before they commit.
 """
 
 from __future__ import annotations
 
 import json
-import random
-import time
 from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
 from lifecyclekit import Clock, Lifecycle, StoreError
-from lifecyclekit.store import MAX_ATTEMPTS, Session
+from lifecyclekit.store import Extension, Store, UnitOfWork
 
 from ._repo import due_time, state_of
 from .continuation import JOIN_WORKER, GraphSnapshot, UnknownWork, WorkQuery
 
-__all__ = ["SCHEMA", "SqlRepo"]
+__all__ = ["GRAPH", "SCHEMA", "SqlRepo"]
 
 T = TypeVar("T")
 
@@ -63,6 +62,10 @@ SCHEMA = (
 the work's position (of the dependent, in an edge), so lists come oldest first without a
 join; ``lk_graph_unique`` has one row per unique name, written by every insert under it."""
 
+GRAPH = Extension("graph", 2, SCHEMA)
+"""The graph's extension. Version 1 was the development graph (one version row per graph,
+rewritten by every operation); it is not migrated: a store holding it says so on open."""
+
 
 def _due(moment: datetime | None) -> str | None:
     """A sortable UTC text for the due-time index."""
@@ -75,15 +78,14 @@ class SqlRepo:
     """A graph's works and structure in a store (``WorkGraph(store=open_store(url))``)."""
 
     def __init__(self, store: Any, *, name: str, clock: Clock | None) -> None:
-        if not hasattr(store, "session"):
-            msg = f"WorkGraph(store=...) takes a store from open_store(url), got {store!r}."
-            raise StoreError(msg)
+        if not isinstance(store, Store):
+            hint = " pass open_store(url), not the URL" if isinstance(store, str) else ""
+            msg = f"WorkGraph(store=...) takes a store from open_store(url), got {store!r};{hint}."
+            raise StoreError(msg.replace(";.", "."))
         self.store = store
         self.name = name
         self.clock = clock
-        with store.session() as session:
-            for statement in SCHEMA:
-                session.execute(statement)
+        store.extension(GRAPH)
 
     # -- transactions ------------------------------------------------------------------------
 
@@ -94,50 +96,52 @@ class SqlRepo:
         return self._run(operation, write=False)
 
     def _run(self, operation: Callable[[Any], T], *, write: bool) -> T:
-        for attempt in range(MAX_ATTEMPTS):
-            try:
-                with self.store.session(write=write) as session:
-                    tx = _SqlTx(self, session, write)
-                    result = operation(tx)
-                    if write:
-                        tx.flush()
-                return result
-            except Exception as exc:
-                if not (self.store.is_conflict(exc) or self.store._is_duplicate(exc)):
-                    raise
-                # Another process won a race: re-run the whole operation on a fresh snapshot.
-                time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
-        msg = f"Gave up on work graph {self.name!r} after {MAX_ATTEMPTS} conflicting writes."
-        raise StoreError(msg)
+        def attempt(uow: UnitOfWork) -> T:
+            tx = _SqlTx(self, uow)
+            result = operation(tx)
+            if write:
+                tx.flush()
+            return result
+
+        # The store's message on giving up names this, e.g. "WorkGraph('default').finish".
+        attempt.__qualname__ = getattr(operation, "__qualname__", f"WorkGraph({self.name!r})")
+        result: T = self.store.run(attempt, write=write)
+        return result
 
     def load(self, work_id: UUID) -> Lifecycle | None:
-        with self.store.session(write=False) as session:
-            member = session.execute(
-                "SELECT 1 FROM lk_graph_works WHERE graph = ? AND work_id = ?",
-                (self.name, str(work_id)),
-            ).fetchone()
-        if not member:
+        key = str(work_id)
+
+        def member(uow: UnitOfWork) -> bool:
+            sql = uow.extension(GRAPH)
+            query = "SELECT 1 FROM lk_graph_works WHERE graph = ? AND work_id = ?"
+            return sql.query_one(query, (self.name, key)) is not None
+
+        if not self.store.run(member, write=False):
             return None
-        loaded: Lifecycle = self.store.load(str(work_id), clock=self.clock)
+        loaded: Lifecycle = self.store.load(key, clock=self.clock)
         return loaded
 
     def snapshot(self) -> GraphSnapshot:
-        graph = self.name
-        with self.store.session(write=False) as session:
-            rows = session.execute(
-                "SELECT work_id, progress FROM lk_graph_works WHERE graph = ?"
-                " ORDER BY seq, work_id",
-                (graph,),
-            ).fetchall()
-            edges = session.execute(
-                "SELECT work_id, prerequisite_id FROM lk_graph_edges WHERE graph = ?"
-                " ORDER BY work_id, position",
-                (graph,),
-            ).fetchall()
-            named = session.execute(
-                "SELECT name, work_id FROM lk_graph_named WHERE graph = ? ORDER BY name, seq",
-                (graph,),
-            ).fetchall()
+        def structure(uow: UnitOfWork) -> tuple[list[Any], list[Any], list[Any]]:
+            sql, graph = uow.extension(GRAPH), (self.name,)
+            return (
+                sql.query(
+                    "SELECT work_id, progress FROM lk_graph_works WHERE graph = ?"
+                    " ORDER BY seq, work_id",
+                    graph,
+                ),
+                sql.query(
+                    "SELECT work_id, prerequisite_id FROM lk_graph_edges WHERE graph = ?"
+                    " ORDER BY work_id, position",
+                    graph,
+                ),
+                sql.query(
+                    "SELECT name, work_id FROM lk_graph_named WHERE graph = ? ORDER BY name, seq",
+                    graph,
+                ),
+            )
+
+        rows, edges, named = self.store.run(structure, write=False)
         works = [self.store.get(work_id) for work_id, _ in rows]
         prerequisites: dict[UUID, tuple[UUID, ...]] = {}
         for work_id, prerequisite in edges:
@@ -152,9 +156,7 @@ class SqlRepo:
             works=tuple(works),
             prerequisites=prerequisites,
             names=names,
-            joins=tuple(
-                UUID(w.context["id"]) for w in works if w.context["worker"] == JOIN_WORKER
-            ),
+            joins=tuple(UUID(row[0]) for row, w in zip(rows, works, strict=True) if _is_join(w)),
             progress={UUID(i): json.loads(p) for i, p in rows if p is not None},
         )
 
@@ -162,11 +164,12 @@ class SqlRepo:
 class _SqlTx:
     """One attempt of one operation, in one store transaction."""
 
-    def __init__(self, repo: SqlRepo, session: Session, write: bool) -> None:
+    def __init__(self, repo: SqlRepo, uow: UnitOfWork) -> None:
         self.repo = repo
         self.graph = repo.name
-        self.session = session
-        self.write = write
+        self.uow = uow
+        self.ext = uow.extension(GRAPH)
+        self.write = uow.write
         self.cache: dict[UUID, Lifecycle | None] = {}
         self.tags: dict[UUID, frozenset[str]] = {}
         self.touched: set[UUID] = set()
@@ -175,24 +178,32 @@ class _SqlTx:
         self.next_seq: int | None = None
         self.seqs: dict[UUID, int] = {}
 
-    def sql(self, query: str, *params: Any) -> Any:
-        return self.session.execute(query, params)
+    def query(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
+        return self.ext.query(query, params)
+
+    def one(self, query: str, *params: Any) -> tuple[Any, ...] | None:
+        return self.ext.query_one(query, params)
+
+    def execute(self, query: str, *params: Any) -> None:
+        self.ext.execute(query, params)
 
     # -- works -------------------------------------------------------------------------------
 
     def get(self, work_id: UUID) -> Lifecycle | None:
         if work_id in self.cache:
             return self.cache[work_id]
-        row = self.sql(
+        row = self.one(
             "SELECT seq FROM lk_graph_works WHERE graph = ? AND work_id = ?",
             self.graph,
             str(work_id),
-        ).fetchone()
-        work = self.session.load(str(work_id), clock=self.repo.clock) if row else None
+        )
+        if row is None:
+            self.cache[work_id] = None
+            return None
+        work = self.uow.load(str(work_id), clock=self.repo.clock)
         self.cache[work_id] = work
-        if work is not None:
-            self.tags[work_id] = frozenset(work.context.tags)
-            self.seqs[work_id] = row[0]
+        self.tags[work_id] = frozenset(work.context.tags)
+        self.seqs[work_id] = row[0]
         return work
 
     def touch(self, work_id: UUID) -> Lifecycle:
@@ -207,7 +218,7 @@ class _SqlTx:
         if not self.write or work_id in self.added or work_id in self.locked:
             return
         self.locked.add(work_id)
-        self.sql(
+        self.execute(
             "UPDATE lk_graph_works SET version = version + 1 WHERE graph = ? AND work_id = ?",
             self.graph,
             str(work_id),
@@ -217,30 +228,28 @@ class _SqlTx:
         work_id: UUID = work.context.id
         key = str(work_id)
         if self.next_seq is None:
-            row = self.sql(
-                "SELECT MAX(seq) FROM lk_graph_works WHERE graph = ?", self.graph
-            ).fetchone()
-            self.next_seq = (row[0] or 0) + 1
+            row = self.one("SELECT MAX(seq) FROM lk_graph_works WHERE graph = ?", self.graph)
+            self.next_seq = ((row[0] if row else None) or 0) + 1
         seq, self.next_seq = self.next_seq, self.next_seq + 1
-        self.sql(
+        self.execute(
             "INSERT INTO lk_graph_works (graph, work_id, seq, state, due_at, progress, version)"
             " VALUES (?, ?, ?, ?, NULL, NULL, 1)",
             self.graph, key, seq, state_of(work).value,
         )  # fmt: skip
         for position, prerequisite in enumerate(prerequisites):
-            self.sql(
+            self.execute(
                 "INSERT INTO lk_graph_edges (graph, work_id, prerequisite_id, position, seq)"
                 " VALUES (?, ?, ?, ?, ?)",
                 self.graph, key, str(prerequisite), position, seq,
             )  # fmt: skip
         if name is not None:
             # Two operations inserting under one name write the same row: one is re-run.
-            self.sql(
+            self.execute(
                 "INSERT INTO lk_graph_unique (graph, name, version) VALUES (?, ?, 1)"
                 " ON CONFLICT (graph, name) DO UPDATE SET version = lk_graph_unique.version + 1",
                 self.graph, name,
             )  # fmt: skip
-            self.sql(
+            self.execute(
                 "INSERT INTO lk_graph_named (graph, name, work_id, seq) VALUES (?, ?, ?, ?)",
                 self.graph, name, key, seq,
             )  # fmt: skip
@@ -255,7 +264,7 @@ class _SqlTx:
                 continue
             key = str(work_id)
             if work_id not in self.added:
-                self.session.remove(key)
+                self.uow.remove(key)
             for table, column in (
                 ("lk_graph_works", "work_id"),
                 ("lk_graph_edges", "work_id"),
@@ -263,7 +272,9 @@ class _SqlTx:
                 ("lk_graph_named", "work_id"),
                 ("lk_graph_tags", "work_id"),
             ):
-                self.sql(f"DELETE FROM {table} WHERE graph = ? AND {column} = ?", self.graph, key)
+                self.execute(
+                    f"DELETE FROM {table} WHERE graph = ? AND {column} = ?", self.graph, key
+                )
             self.cache[work_id] = None
             self.touched.discard(work_id)
             self.added.discard(work_id)
@@ -271,12 +282,12 @@ class _SqlTx:
     # -- structure ---------------------------------------------------------------------------
 
     def _ids(self, query: str, *params: Any) -> list[UUID]:
-        return [UUID(row[0]) for row in self.sql(query, *params).fetchall()]
+        return [UUID(row[0]) for row in self.query(query, *params)]
 
     def _oldest_first(self, query: str, *params: Any) -> list[UUID]:
         """``(work_id, seq)`` rows sorted here: with ORDER BY, a planner may walk the whole
         seq index instead of the few rows the WHERE clause finds."""
-        rows = self.sql(query, *params).fetchall()
+        rows = self.query(query, *params)
         return [UUID(work_id) for work_id, _ in sorted(rows, key=lambda row: (row[1], row[0]))]
 
     def prerequisites(self, work_id: UUID) -> list[UUID]:
@@ -347,14 +358,14 @@ class _SqlTx:
         return self._ids(sql + " LIMIT ?", self.graph, _due(now), limit)
 
     def progress(self, work_id: UUID) -> dict[str, Any]:
-        row = self.sql(
+        row = self.one(
             "SELECT progress FROM lk_graph_works WHERE graph = ? AND work_id = ?",
             self.graph, str(work_id),
-        ).fetchone()  # fmt: skip
+        )  # fmt: skip
         return json.loads(row[0]) if row and row[0] is not None else {}
 
     def set_progress(self, work_id: UUID, data: dict[str, Any] | None) -> None:
-        self.sql(
+        self.execute(
             "UPDATE lk_graph_works SET progress = ?, version = version + 1"
             " WHERE graph = ? AND work_id = ?",
             json.dumps(data) if data is not None else None, self.graph, str(work_id),
@@ -367,17 +378,17 @@ class _SqlTx:
         for work_id in self.added:
             work = self.cache[work_id]
             assert work is not None
-            self.session.add(str(work_id), work)
+            self.uow.add(str(work_id), work)
             self._write_row(work_id, work)
         for work_id in self.touched:
             work = self.cache[work_id]
             assert work is not None
-            self.session.save(str(work_id), work)
+            self.uow.save(str(work_id), work)
             self._write_row(work_id, work)
 
     def _write_row(self, work_id: UUID, work: Lifecycle) -> None:
         key = str(work_id)
-        self.sql(
+        self.execute(
             "UPDATE lk_graph_works SET state = ?, due_at = ?, version = version + 1"
             " WHERE graph = ? AND work_id = ?",
             state_of(work).value, _due(due_time(work)), self.graph, key,
@@ -385,7 +396,7 @@ class _SqlTx:
         tags = frozenset(work.context.tags)
         old = self.tags.get(work_id, frozenset())
         for tag in sorted(old - tags):
-            self.sql(
+            self.execute(
                 "DELETE FROM lk_graph_tags WHERE graph = ? AND tag = ? AND work_id = ?",
                 self.graph, tag, key,
             )  # fmt: skip
@@ -393,7 +404,7 @@ class _SqlTx:
         if new:
             seq = self.seqs[work_id]
             for tag in new:
-                self.sql(
+                self.execute(
                     "INSERT INTO lk_graph_tags (graph, tag, work_id, seq) VALUES (?, ?, ?, ?)",
                     self.graph, tag, key, seq,
                 )  # fmt: skip
@@ -405,6 +416,10 @@ _EXISTS_IN = (
     " AND EXISTS (SELECT 1 FROM {0} m WHERE m.graph = d.graph AND m.work_id = d.work_id"
     " AND m.{1} IN ({2}))"
 )
+
+
+def _is_join(snapshot: Any) -> bool:
+    return bool((snapshot.context or {}).get("worker") == JOIN_WORKER)
 
 
 def _marks(values: Sequence[Any]) -> str:

@@ -106,15 +106,26 @@ class WorkGraph:
 
             self._repo = SqlRepo(store, name=name, clock=clock)
 
+    def _operation(
+        self, rule: Callable[Concatenate[_Rules, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> Callable[[GraphTx], T]:
+        """``rule`` as a function of one transaction, named for messages."""
+
+        def operation(tx: GraphTx) -> T:
+            return rule(_Rules(tx, self), *args, **kwargs)
+
+        operation.__qualname__ = f"WorkGraph({self.name!r}).{rule.__name__}"
+        return operation
+
     def _write(
         self, rule: Callable[Concatenate[_Rules, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
-        return self._repo.write(lambda tx: rule(_Rules(tx, self), *args, **kwargs))
+        return self._repo.write(self._operation(rule, *args, **kwargs))
 
     def _read(
         self, rule: Callable[Concatenate[_Rules, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
-        return self._repo.read(lambda tx: rule(_Rules(tx, self), *args, **kwargs))
+        return self._repo.read(self._operation(rule, *args, **kwargs))
 
     def now(self) -> datetime:
         """The graph's clock, as an aware UTC datetime."""

@@ -33,7 +33,13 @@ from lifecyclekit._meta import LifecycleMeta
 from lifecyclekit.errors import PayloadError, SnapshotError, TransitionRejected, field_errors
 from lifecyclekit.explain import Explanation, build_explanation
 from lifecyclekit.payloads import validate_payload
-from lifecyclekit.snapshot import Snapshot, TransitionRecord, check_history, coerce_snapshot
+from lifecyclekit.snapshot import (
+    Migration,
+    Snapshot,
+    TransitionRecord,
+    check_history,
+    coerce_snapshot,
+)
 from lifecyclekit.transitions import Provenance, TransitionInfo, transition_table
 
 if TYPE_CHECKING:
@@ -121,6 +127,14 @@ class Lifecycle(StateMachine, Generic[C], metaclass=LifecycleMeta):
 
     schema_version: ClassVar[int] = 1
     """Version of this lifecycle's snapshot shape (states and context); bump on breaking change."""
+
+    migrations: ClassVar[Mapping[int, Migration]] = {}
+    """Upgrades of older snapshots: ``{1: upgrade_v1}`` takes a snapshot in JSON form from
+    ``schema_version`` 1 to 2 (see :data:`lifecyclekit.snapshot.Migration`). Stores apply
+    them when they load an older row; ``lifecyclekit migrate`` rewrites the rows.
+
+    .. versionadded:: 0.2
+    """
 
     lifecycle_name: ClassVar[str | None] = None
     """The registry name, set by ``registry.register(name)``; each class has its own (a
@@ -361,6 +375,16 @@ class Lifecycle(StateMachine, Generic[C], metaclass=LifecycleMeta):
             inferred=self._record_inferred,
         )
         self._history.append(record)
+
+    def after_commit(self, record: TransitionRecord) -> None:
+        """Called by a store once per record it committed, after the commit, in the process
+        that committed it; never for an attempt that lost a race or was refused. The place
+        for effects that must happen once per transition (callbacks that run inside the
+        event may run again when the store retries a conflicting write). Does nothing here;
+        override it.
+
+        .. versionadded:: 0.2
+        """
 
     # -- typed events and explanations (engine hooks) ------------------------------------
 

@@ -108,7 +108,7 @@ def traced(tmp_path: Path) -> Iterator[tuple[WorkGraph, list[str], sqlite3.Conne
         graph = WorkGraph(store=store, clock=ManualClock())
         grow(graph, 600)
         statements: list[str] = []
-        connection: sqlite3.Connection = store._connection  # type: ignore[attr-defined]
+        connection: sqlite3.Connection = store._backend._connection(create=False)  # type: ignore[attr-defined]
         connection.set_trace_callback(statements.append)
         yield graph, statements, connection
         connection.set_trace_callback(None)

@@ -13,7 +13,7 @@ import pytest
 from lifecyclekit import StoreError, WriteConflict
 from lifecyclekit.machines import WorkGraph, WorkGraphError, WorkRequest, WorkResult
 from lifecyclekit.machines.workmanager import _repo_sql
-from lifecyclekit.store import open_store
+from lifecyclekit.store import RetryPolicy, open_store
 from tests.store.conftest import postgres_url, reset_postgres
 
 FAIL_FIRST_WORK_INSERT = """
@@ -120,15 +120,21 @@ def test_a_refused_enqueue_leaves_the_continuation_unenqueued(graph: WorkGraph) 
 
 
 def test_endless_conflicts_give_up_with_a_store_error(
-    sqlite_graph: WorkGraph, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A graph that never wins stops after the store's attempts, naming the graph."""
+    """A graph that never wins stops after the store's retry policy, naming the operation;
+    nothing is stored."""
 
     def always(self: Any) -> None:
         msg = "injected"
         raise WriteConflict(msg)
 
-    monkeypatch.setattr(_repo_sql._SqlTx, "flush", always)
-    monkeypatch.setattr(_repo_sql.time, "sleep", lambda seconds: None)
-    with pytest.raises(StoreError, match="Gave up on work graph 'default'"):
-        sqlite_graph.enqueue(WorkRequest())
+    retry = RetryPolicy(attempts=3, base=0, cap=0)
+    with open_store(f"sqlite:///{tmp_path}/graph.db", retry=retry) as store:
+        graph = WorkGraph(store=store, name="uploads")
+        monkeypatch.setattr(_repo_sql._SqlTx, "flush", always)
+        request = WorkRequest()
+        with pytest.raises(StoreError, match=r"run WorkGraph\('uploads'\)\.enqueue after 3"):
+            graph.enqueue(request)
+        monkeypatch.undo()
+        assert graph.info(request.id) is None

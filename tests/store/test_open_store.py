@@ -14,9 +14,9 @@ from tests.store_machines import REGISTRY
 @pytest.mark.parametrize(
     ("url", "pattern"),
     [
-        ("mysql://x/y", "Unknown store URL"),
-        ("sqlite://", "names no file"),
-        ("sqlite:///x.db?journal=off", "Unknown SQLite option"),
+        ("mysql://x/y", "has an unknown scheme; accepted forms: sqlite:///relative"),
+        ("sqlite://", "is not a SQLite file URL"),
+        ("sqlite:///x.db?journal=off", "unknown option"),
         ("sqlite:///x.db?synchronous=sometimes", "synchronous='sometimes'"),
     ],
 )
@@ -31,7 +31,8 @@ def test_bad_urls(url: str, pattern: str, tmp_path: Path, monkeypatch: pytest.Mo
 def test_sqlite_options(tmp_path: Path, level: str) -> None:
     """WAL mode, a busy timeout, and synchronous as the URL says."""
     with open_store(f"sqlite:///{tmp_path}/s.db?synchronous={level}", registry=REGISTRY) as store:
-        connection = store._connection  # type: ignore[attr-defined]
+        store.create("toggle", id="t")
+        connection = store._backend._connection(create=False)  # type: ignore[attr-defined]
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert (
             connection.execute("PRAGMA synchronous").fetchone()[0]
