@@ -30,6 +30,7 @@ __all__ = [
     "WorkContinuation",
     "WorkGraphError",
     "WorkQuery",
+    "owned_by_graph",
 ]
 
 JOIN_WORKER = "androidx.work.impl.workers.CombineContinuationsWorker"
@@ -142,6 +143,31 @@ class WorkContinuation:
             raise WorkGraphError(msg)
         join = WorkRequest(worker=JOIN_WORKER, input_merger="array")
         return WorkContinuation(graph, [join], continuations)
+
+
+_GRAPH_CALLS = {
+    "start": "start({id})",
+    "finish": "finish({id}, WorkResult.success(...))  # or .failure(...), .retry()",
+    "succeed": "finish({id}, WorkResult.success(...))",
+    "fail": "finish({id}, WorkResult.failure(...))",
+    "retry": "finish({id}, WorkResult.retry())",
+    "stop": "stop({id}, reason)",
+    "cancel": "cancel({id})",
+    "instantiation_failed": "instantiation_failed({id})",
+}
+
+
+def owned_by_graph(graph: str, work_id: UUID, event: str) -> str:
+    """Why a work of ``graph`` refuses ``event`` from outside it, and what to call instead."""
+    where = f"work {work_id} belongs to WorkGraph {graph!r}, which propagates its results"
+    call = _GRAPH_CALLS.get(event)
+    if call is not None:
+        target = f"UUID('{work_id}')"
+        graph_call = f"WorkGraph(store=open_store(url), name={graph!r})"
+        return f"{where}; call {graph_call}.{call.format(id=target)}"
+    if event.startswith("prerequisite_"):
+        return f"{where}; the graph sends {event} itself when a prerequisite finishes"
+    return f"{where}; drive it with the graph's {', '.join(sorted(_GRAPH_CALLS))}"
 
 
 class EnqueueResult(BaseModel):

@@ -557,7 +557,7 @@ class _Rules:
         prerequisites: list[UUID],
         name: str | None,
     ) -> None:
-        fields = request.model_dump()
+        fields = request.model_dump() | {"graph": self.graph}
         work: Lifecycle
         if isinstance(request, PeriodicWorkRequest):
             work = PeriodicWork(clock=self.clock, **fields)
@@ -649,7 +649,8 @@ class _Rules:
         """The new request with the state's counters carried over (§10.2, the spec's own
         ``updated_by``); progress cleared unless the work is running."""
         work = self.tx.touch(work_id)
-        work.context = work.context.updated_by(request)
+        owner = work.context.graph
+        work.context = work.context.updated_by(request).model_copy(update={"graph": owner})
         if work.state != "running":
             self.drop_progress(work_id)
 

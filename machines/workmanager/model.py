@@ -402,6 +402,10 @@ class _Runtime(BaseModel):
         StopReason.NOT_STOPPED
     )
     """A :class:`StopReason`, or a JobScheduler reason WorkManager does not name (§10.1)."""
+    graph: str | None = None
+    """The :class:`~lifecyclekit.machines.WorkGraph` that owns the work (its name), which
+    alone may drive it: ``store.send`` and ``lifecyclekit send`` refuse it, naming the graph
+    method to call, so no transition skips the graph's propagation (issue 12, point 3)."""
 
 
 def _updated(
