@@ -27,7 +27,7 @@ from uuid import UUID
 from lifecyclekit import Clock, Lifecycle, StoreError
 from lifecyclekit.store import Extension, Store, UnitOfWork
 
-from ._repo import due_time, state_of
+from ._repo import GraphTx, due_time, state_of
 from .continuation import JOIN_WORKER, GraphSnapshot, UnknownWork, WorkQuery
 
 __all__ = ["GRAPH", "SCHEMA", "SqlRepo"]
@@ -89,13 +89,13 @@ class SqlRepo:
 
     # -- transactions ------------------------------------------------------------------------
 
-    def write(self, operation: Callable[[Any], T]) -> T:
+    def write(self, operation: Callable[[GraphTx], T]) -> T:
         return self._run(operation, write=True)
 
-    def read(self, operation: Callable[[Any], T]) -> T:
+    def read(self, operation: Callable[[GraphTx], T]) -> T:
         return self._run(operation, write=False)
 
-    def _run(self, operation: Callable[[Any], T], *, write: bool) -> T:
+    def _run(self, operation: Callable[[GraphTx], T], *, write: bool) -> T:
         def attempt(uow: UnitOfWork) -> T:
             tx = _SqlTx(self, uow)
             result = operation(tx)
@@ -177,6 +177,7 @@ class _SqlTx:
         self.locked: set[UUID] = set()
         self.next_seq: int | None = None
         self.seqs: dict[UUID, int] = {}
+        self.progresses: dict[UUID, dict[str, Any]] = {}
 
     def query(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
         return self.ext.query(query, params)
@@ -193,7 +194,7 @@ class _SqlTx:
         if work_id in self.cache:
             return self.cache[work_id]
         row = self.one(
-            "SELECT seq FROM lk_graph_works WHERE graph = ? AND work_id = ?",
+            "SELECT seq, progress FROM lk_graph_works WHERE graph = ? AND work_id = ?",
             self.graph,
             str(work_id),
         )
@@ -204,6 +205,7 @@ class _SqlTx:
         self.cache[work_id] = work
         self.tags[work_id] = frozenset(work.context.tags)
         self.seqs[work_id] = row[0]
+        self.progresses[work_id] = json.loads(row[1]) if row[1] is not None else {}
         return work
 
     def touch(self, work_id: UUID) -> Lifecycle:
@@ -358,13 +360,16 @@ class _SqlTx:
         return self._ids(sql + " LIMIT ?", self.graph, _due(now), limit)
 
     def progress(self, work_id: UUID) -> dict[str, Any]:
-        row = self.one(
-            "SELECT progress FROM lk_graph_works WHERE graph = ? AND work_id = ?",
-            self.graph, str(work_id),
-        )  # fmt: skip
-        return json.loads(row[0]) if row and row[0] is not None else {}
+        if work_id not in self.progresses:
+            row = self.one(
+                "SELECT progress FROM lk_graph_works WHERE graph = ? AND work_id = ?",
+                self.graph, str(work_id),
+            )  # fmt: skip
+            self.progresses[work_id] = json.loads(row[0]) if row and row[0] is not None else {}
+        return dict(self.progresses[work_id])
 
     def set_progress(self, work_id: UUID, data: dict[str, Any] | None) -> None:
+        self.progresses[work_id] = dict(data or {})
         self.execute(
             "UPDATE lk_graph_works SET progress = ?, version = version + 1"
             " WHERE graph = ? AND work_id = ?",
