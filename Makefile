@@ -35,8 +35,9 @@ typecheck: $(STAMP)
 test: lint typecheck
 	$(PY) -m pytest
 
+# make bench ARGS="--suite core" (a group, a suite name or a glob; --quick, --rounds N, --list)
 bench: $(STAMP)
-	$(PY) tests/benchmarks/run.py
+	$(PY) tests/benchmarks/run.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .pytest_cache .ruff_cache
