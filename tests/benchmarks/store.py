@@ -311,8 +311,7 @@ def build_instance(store: Any, records: int) -> str:
         revision=records,
     )
     instance_id = uuid.uuid4().hex
-    with store.session() as session:
-        session.add(instance_id, REGISTRY.restore(snapshot))
+    store.run(lambda uow: uow.add(instance_id, REGISTRY.restore(snapshot)))
     return instance_id
 
 
