@@ -79,9 +79,12 @@ class SqlRepo:
 
     def __init__(self, store: Any, *, name: str, clock: Clock | None) -> None:
         if not isinstance(store, Store):
-            hint = " pass open_store(url), not the URL" if isinstance(store, str) else ""
-            msg = f"WorkGraph(store=...) takes a store from open_store(url), got {store!r};{hint}."
-            raise StoreError(msg.replace(";.", "."))
+            given = "the URL" if isinstance(store, str) else type(store).__name__
+            msg = (
+                f"WorkGraph(store=...) takes an open store, got {given} {store!r}; write "
+                "WorkGraph(store=open_store(url))."
+            )
+            raise StoreError(msg)
         self.store = store
         self.name = name
         self.clock = clock

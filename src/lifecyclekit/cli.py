@@ -275,7 +275,7 @@ class _Shown:
         self.value = value
 
     def __repr__(self) -> str:
-        from lifecyclekit.store._core import shown
+        from lifecyclekit.store._model import shown
 
         return shown(self.value)
 

@@ -40,10 +40,10 @@ if TYPE_CHECKING:
     from lifecyclekit.explain import Explanation
 
 __all__ = [
-    "AppImportError",
-    "DefinitionError",
     "AfterCommitError",
+    "AppImportError",
     "ConnectionLost",
+    "DefinitionError",
     "DiagramError",
     "IdempotencyConflict",
     "LifecycleError",

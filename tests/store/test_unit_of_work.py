@@ -291,3 +291,14 @@ def test_threads_declaring_an_extension_at_once(store_url: str) -> None:
         assert errors == []
         rows = store.run(lambda uow: uow.extension(LEDGER).query("SELECT * FROM lk_ledger"))
         assert rows == []
+
+
+def test_long_histories_are_written_in_chunks(store: Store) -> None:
+    """Adding an instance with 1,200 records (more parameters than one statement takes)
+    stores them all, with their changes."""
+    toggle = Toggle()
+    for n in range(1200):
+        toggle.flip(text=str(n))
+    store.run(lambda uow: uow.add("long", toggle))
+    assert [r.seq for r in store.history("long")] == list(range(1, 1201))
+    assert [c.record.seq for c in store.changes(limit=5000)] == list(range(1, 1201))

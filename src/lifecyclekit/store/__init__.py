@@ -71,13 +71,13 @@ from lifecyclekit.errors import (
 )
 from lifecyclekit.lifecycle import Clock
 from lifecyclekit.registry import Registry
+from lifecyclekit.store import _core as core
 from lifecyclekit.store._backend import Backend, BackendError
-from lifecyclekit.store._core import (
-    SCHEMA_VERSION,
+from lifecyclekit.store._core import SCHEMA_VERSION, RetryPolicy
+from lifecyclekit.store._model import (
     Change,
     InstanceSummary,
     Page,
-    RetryPolicy,
     SendResult,
     Skipped,
 )
@@ -87,7 +87,6 @@ from lifecyclekit.store._store import (
     ExtensionSQL,
     Store,
     UnitOfWork,
-    public_error,
 )
 
 __all__ = [
@@ -202,7 +201,7 @@ def open_store(
                 timeout=timeout,
             )
         except BackendError as exc:
-            raise public_error(exc, display_url(url), "open the store") from None
+            raise core.public_error(exc, display_url(url), "open the store") from None
     else:
         raise _refuse(url, "has an unknown scheme")
     store = Store(

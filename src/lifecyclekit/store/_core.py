@@ -1,77 +1,59 @@
-"""The store's rules, written once and free of I/O: what to read, what to write, and how to
-turn rows into instances and results.
+"""The store's rules, written once and free of I/O: ``send`` (load, fire, compare-and-set,
+history, idempotency), saving a unit of work's instances, listings, the change feed, the
+retry decision, the public errors and after-commit callbacks.
 
-Each operation is a *step*: a generator that yields :class:`Statement` objects and receives
-their :class:`~lifecyclekit.store._backend.Rows`, then returns its result. A driver runs it
-inside a transaction: :func:`drive` for the synchronous store, an ``await`` loop for an
-asynchronous one, so neither copies the logic of ``send``, idempotency, history or the change
-feed. Everything else here is a pure function (rows <-> snapshots, fingerprints, cursors,
-the retry policy's delays).
+Each operation is a step (see :mod:`lifecyclekit.store._model`): a generator yielding the
+statements to run and receiving their rows. The synchronous store drives them with
+:func:`~lifecyclekit.store._model.drive`; an asynchronous store awaits the same statements,
+so neither copies the logic.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
-import re
-from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
-from pydantic_core import to_jsonable_python
+from pydantic import ValidationError
 
 from lifecyclekit.errors import (
+    AfterCommitError,
+    ConnectionLost,
     IdempotencyConflict,
-    SnapshotError,
+    NoSuchStore,
+    OutcomeUnknown,
     StoreError,
     UnknownInstance,
-    UnknownLifecycle,
 )
 from lifecyclekit.lifecycle import Clock, Lifecycle
 from lifecyclekit.registry import Registry
-from lifecyclekit.snapshot import Snapshot, TransitionRecord, migrate
-from lifecyclekit.store._backend import Rows
+from lifecyclekit.snapshot import Snapshot, TransitionRecord
+from lifecyclekit.store._backend import BackendError, Kind
+from lifecyclekit.store._model import (
+    Change,
+    SendResult,
+    Statement,
+    Step,
+    dumps,
+    fingerprint,
+)
+from lifecyclekit.store._rows import (
+    CHUNK,
+    RECORD_COLUMNS,
+    Loaded,
+    corrupt,
+    insert_history,
+    lifecycle_class,
+    parse_loaded,
+    parse_record,
+    restore,
+)
 
-__all__ = [
-    "SCHEMA_VERSION",
-    "Change",
-    "InstanceSummary",
-    "Page",
-    "RetryPolicy",
-    "SendResult",
-    "Skipped",
-    "Statement",
-    "drive",
-]
+__all__ = ["SCHEMA_VERSION", "RetryPolicy", "send"]
 
 SCHEMA_VERSION = 2
 """The version of the store's own tables (``lk_meta.schema_version``)."""
-
-T = TypeVar("T")
-Step = Generator["Statement", Rows, T]
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MAX_ID_LENGTH = 255
-
-
-@dataclass(frozen=True, slots=True)
-class Statement:
-    """One SQL statement with ``?`` placeholders, for a driver to run."""
-
-    sql: str
-    params: tuple[Any, ...] = ()
-
-
-def drive(execute: Callable[[str, Sequence[Any]], Rows], step: Step[T]) -> T:
-    """Run ``step`` to the end with a synchronous ``execute``; its return value."""
-    try:
-        statement = next(step)
-        while True:
-            statement = step.send(execute(statement.sql, statement.params))
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
 
 
 # -- the retry policy ------------------------------------------------------------------------
@@ -103,307 +85,6 @@ class RetryPolicy:
     def delay(self, attempt: int) -> float:
         """Seconds to pause after failed try number ``attempt`` (from 1)."""
         return random.uniform(0, min(self.cap, self.base * 2 ** min(attempt, 30)))
-
-
-# -- results ---------------------------------------------------------------------------------
-
-
-class SendResult(BaseModel):
-    """What a ``send`` did: the instance's state after it, and the records it added.
-
-    The whole history is not returned (its length would make every send slower); read it
-    with ``store.history(id, after=..., limit=...)``.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    machine: str
-    state: str
-    revision: int
-    context: dict[str, Any] | None = None
-    records: tuple[TransitionRecord, ...] = ()
-    """The transitions this send committed (none for a command that changed nothing)."""
-    replayed: bool = False
-    """``True`` when an idempotency key had already been applied: this is the outcome of the
-    original send, and nothing was fired or written now."""
-
-
-class InstanceSummary(BaseModel):
-    """One stored instance, as ``find`` lists it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    machine: str
-    state: str
-    revision: int
-    updated_at: datetime
-    """When it last changed, in UTC."""
-
-    @property
-    def cursor(self) -> str:
-        """Pass as ``find(after=...)`` to list what comes after this instance."""
-        return encode_cursor(to_micros(self.updated_at), self.id)
-
-
-class Change(BaseModel):
-    """One committed transition in the change feed."""
-
-    model_config = ConfigDict(frozen=True)
-
-    position: int
-    """Increasing in commit order (not necessarily consecutive); the feed's cursor."""
-    id: str
-    """The instance id."""
-    machine: str
-    """The lifecycle's registry name."""
-    record: TransitionRecord
-
-
-@dataclass(frozen=True, slots=True)
-class Skipped:
-    """A row a listing could not read, and why."""
-
-    id: str
-    reason: str
-
-
-class Page(list[T], Generic[T]):
-    """A list of results with what was skipped and where the next page starts.
-
-    Attributes:
-        next: the cursor of the next page (``find(after=page.next)``), ``None`` at the end.
-        skipped: rows that could not be read (reported, never fatal to the others).
-    """
-
-    def __init__(
-        self, items: Iterable[T] = (), *, next: Any = None, skipped: Sequence[Skipped] = ()
-    ) -> None:
-        super().__init__(items)
-        self.next = next
-        self.skipped = list(skipped)
-
-
-# -- values ----------------------------------------------------------------------------------
-
-
-def to_micros(moment: datetime) -> int:
-    """Microseconds since the epoch, UTC, of an aware datetime."""
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def from_micros(micros: int) -> datetime:
-    """The aware UTC datetime of :func:`to_micros`."""
-    if not isinstance(micros, int) or isinstance(micros, bool):
-        msg = f"not a timestamp: {micros!r}"
-        raise ValueError(msg)
-    return _EPOCH + timedelta(microseconds=micros)
-
-
-def now_micros(clock: Clock | None) -> int:
-    """The store clock's time (UTC now by default), whatever its zone."""
-    moment = clock() if clock is not None else datetime.now(UTC)
-    if not isinstance(moment, datetime) or moment.utcoffset() is None:
-        msg = f"The store's clock returned {moment!r}; it must return an aware datetime."
-        raise StoreError(msg)
-    return to_micros(moment)
-
-
-def shown(value: Any, limit: int = 80) -> str:
-    """``repr(value)``, or its type and size when that would be long."""
-    text = repr(value)
-    if len(text) <= limit:
-        return text
-    size = f"{len(value):,} characters" if isinstance(value, str | bytes) else f"{len(text):,}"
-    if not isinstance(value, str | bytes):
-        size = f"{size} characters when printed"
-    return f"<a {type(value).__name__} of {size}>"
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def check_id(value: Any) -> str:
-    """A valid instance id, or a StoreError saying what ids may be."""
-    if not isinstance(value, str):
-        problem = f"is a {type(value).__name__} ({shown(value)}), not a str"
-    elif not value:
-        problem = "is empty"
-    elif len(value) > MAX_ID_LENGTH:
-        problem = f"has {len(value):,} characters"
-    elif _CONTROL.search(value):
-        problem = f"contains a control character: {shown(value)}"
-    else:
-        return value
-    msg = (
-        f"Invalid instance id: it {problem}. Ids are 1-{MAX_ID_LENGTH} printable characters "
-        "(a UUID or a name like 'orders-2024')."
-    )
-    raise StoreError(msg)
-
-
-def dumps(value: Any) -> str | None:
-    """Compact JSON, or None for None."""
-    return None if value is None else json.dumps(value, separators=(",", ":"))
-
-
-def fingerprint(name: str, args: Sequence[Any], data: Mapping[str, Any]) -> str:
-    """What an idempotency key is bound to: the command and its payload, canonically."""
-    canonical = json.dumps(
-        to_jsonable_python([name, list(args), dict(data)], fallback=repr),
-        sort_keys=True,
-        separators=(",", ":"),
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def encode_cursor(micros: int, instance_id: str) -> str:
-    return f"{micros}:{instance_id}"
-
-
-def decode_cursor(cursor: str) -> tuple[int, str]:
-    """The (updated_at, id) of a cursor from :attr:`InstanceSummary.cursor`."""
-    stamp, sep, instance_id = str(cursor).partition(":")
-    try:
-        if not sep:
-            raise ValueError(cursor)
-        return int(stamp), instance_id
-    except ValueError:
-        msg = f"Not a find() cursor: {shown(cursor)}; pass page.next or summary.cursor."
-        raise StoreError(msg) from None
-
-
-# -- rows <-> records and snapshots ----------------------------------------------------------
-
-RECORD_COLUMNS = "seq, event, source, target, payload, at, inferred, actor, reason, metadata"
-_HISTORY_INSERT = f"INSERT INTO lk_history (instance_id, {RECORD_COLUMNS}) VALUES "
-
-
-def record_row(instance_id: str, record: TransitionRecord) -> tuple[Any, ...]:
-    return (
-        instance_id, record.seq, record.event, record.source, record.target,
-        dumps(record.payload), to_micros(record.at), int(record.inferred),
-        record.actor, record.reason, dumps(record.metadata),
-    )  # fmt: skip
-
-
-def parse_record(row: Sequence[Any]) -> TransitionRecord:
-    """A record from the columns :data:`RECORD_COLUMNS`.
-
-    Raises:
-        ValueError, TypeError, ValidationError: garbage in the row.
-    """
-    seq, event, source, target, payload, at, inferred, actor, reason, metadata = row
-    return TransitionRecord(
-        seq=seq, event=event, source=source, target=target,
-        payload=json.loads(payload) if payload is not None else None,
-        at=from_micros(at), inferred=bool(inferred), actor=actor, reason=reason,
-        metadata=json.loads(metadata) if metadata is not None else None,
-    )  # fmt: skip
-
-
-def insert_history(instance_id: str, records: Sequence[TransitionRecord]) -> Statement:
-    """One statement inserting every record."""
-    marks = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(records))
-    params = tuple(v for r in records for v in record_row(instance_id, r))
-    return Statement(_HISTORY_INSERT + marks, params)
-
-
-@dataclass(slots=True)
-class Loaded:
-    """An instance row as read, before it becomes a live instance."""
-
-    id: str
-    machine: str
-    schema_version: int
-    state: str
-    context: dict[str, Any] | None
-    revision: int
-    version: int
-    history: list[TransitionRecord]
-
-
-def corrupt(instance_id: str, problem: object) -> SnapshotError:
-    msg = f"Stored instance {instance_id!r} is corrupt: {problem}"
-    return SnapshotError(msg)
-
-
-def parse_loaded(instance_id: str, row: Sequence[Any], history: list[TransitionRecord]) -> Loaded:
-    """:class:`Loaded` from ``machine, schema_version, state, context, revision, version``."""
-    machine, schema_version, state, context, revision, version = row[:6]
-    try:
-        data = json.loads(context) if context is not None else None
-        if data is not None and not isinstance(data, dict):
-            msg = f"context is not a JSON object: {shown(context)}"
-            raise ValueError(msg)
-        ints = (schema_version, revision, version)
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in ints):
-            msg = f"schema_version, revision, version are {ints!r}"
-            raise ValueError(msg)
-        if not isinstance(machine, str) or not isinstance(state, str):
-            msg = f"machine {shown(machine)}, state {shown(state)}"
-            raise ValueError(msg)
-    except ValueError as exc:
-        raise corrupt(instance_id, exc) from None
-    return Loaded(instance_id, machine, schema_version, state, data, revision, version, history)
-
-
-def lifecycle_class(registry: Registry, loaded: Loaded) -> type[Lifecycle]:
-    try:
-        return registry.get(loaded.machine)
-    except UnknownLifecycle as exc:
-        msg = (
-            f"Stored instance {loaded.id!r} is of lifecycle {loaded.machine!r}, which this "
-            f"process does not know: {exc} Import or register the module that defines it "
-            "(lifecyclekit --app MODULE, or LIFECYCLEKIT_APP)."
-        )
-        raise SnapshotError(msg) from None
-
-
-def snapshot_of(registry: Registry, loaded: Loaded) -> tuple[type[Lifecycle], Snapshot]:
-    """The exact class that created the row and the row as a (migrated) snapshot."""
-    cls = lifecycle_class(registry, loaded)
-    data: dict[str, Any] = {
-        "machine": loaded.machine,
-        "schema_version": loaded.schema_version,
-        "state": loaded.state,
-        "context": loaded.context,
-        "history": [r.model_dump(mode="json") for r in loaded.history],
-        "revision": loaded.revision,
-    }
-    what = f"Stored instance {loaded.id!r}"
-    if loaded.schema_version != cls.schema_version:
-        data = migrate(data, cls.migrations, cls.schema_version, what=what)
-    try:
-        return cls, Snapshot.model_validate(data)
-    except ValidationError as exc:
-        raise corrupt(loaded.id, exc) from None
-
-
-def restore(registry: Registry, loaded: Loaded, clock: Clock | None) -> Lifecycle:
-    """The live instance, always of the exact class that created it.
-
-    Raises:
-        SnapshotError: naming the instance: unknown lifecycle, corrupt row, failed migration.
-    """
-    cls, snap = snapshot_of(registry, loaded)
-    try:
-        return cls.restore(snap, clock=clock)
-    except SnapshotError as exc:
-        raise corrupt(loaded.id, exc) from None
-
-
-def migrated_history(
-    registry: Registry, loaded: Loaded, records: list[TransitionRecord]
-) -> list[TransitionRecord]:
-    """``records`` of an instance whose row is at an older schema_version, migrated."""
-    cls = lifecycle_class(registry, loaded)
-    if loaded.schema_version == cls.schema_version or not records:
-        return records
-    _, snap = snapshot_of(registry, replace(loaded, history=records))
-    return list(snap.history)
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -500,7 +181,7 @@ def insert_instance(
         ),
     )  # fmt: skip
     if snap.history:
-        yield insert_history(instance_id, snap.history)
+        yield from insert_history(instance_id, snap.history)
         yield from add_changes(
             instance_id, snap.machine, list(snap.history), dialect, effects, instance
         )
@@ -520,18 +201,21 @@ def add_changes(
     if dialect.change_prelude and not effects.prelude_done:
         yield Statement(dialect.change_prelude)
         effects.prelude_done = True
-    values = ", ".join([f"({dialect.change_position}, ?, ?, ?, ?)"] * len(records))
-    params = tuple(
-        v
-        for r in records
-        for v in (instance_id, machine, r.seq, r.model_dump_json(exclude_defaults=True))
-    )
-    rows = yield Statement(
-        "INSERT INTO lk_changes (position, instance_id, machine, seq, record)"
-        f" VALUES {values} RETURNING position, seq",
-        params,
-    )
-    position = {seq: pos for pos, seq in rows.rows}
+    position: dict[int, int] = {}
+    for start in range(0, len(records), CHUNK):
+        chunk = records[start : start + CHUNK]
+        values = ", ".join([f"({dialect.change_position}, ?, ?, ?, ?)"] * len(chunk))
+        params = tuple(
+            v
+            for r in chunk
+            for v in (instance_id, machine, r.seq, r.model_dump_json(exclude_defaults=True))
+        )
+        rows = yield Statement(
+            "INSERT INTO lk_changes (position, instance_id, machine, seq, record)"
+            f" VALUES {values} RETURNING position, seq",
+            params,
+        )
+        position.update((seq, pos) for pos, seq in rows.rows)
     changes = [
         Change(position=position[r.seq], id=instance_id, machine=machine, record=r)
         for r in records
@@ -583,9 +267,9 @@ def save(
         yield Statement("DELETE FROM lk_history WHERE instance_id = ?", (loaded.id,))
         older = [r for r in snap.history if r.seq <= loaded.revision]
         if older:
-            yield insert_history(loaded.id, older)
+            yield from insert_history(loaded.id, older)
     if records:
-        yield insert_history(loaded.id, records)
+        yield from insert_history(loaded.id, records)
     changes = yield from add_changes(loaded.id, snap.machine, records, dialect, effects, instance)
     loaded.revision = snap.revision
     return changes
@@ -698,108 +382,84 @@ def send(
     return result
 
 
-# -- listings --------------------------------------------------------------------------------
+# -- failures, retries and after-commit callbacks --------------------------------------------
+
+DUPLICATE_RETRIES = 3
+"""Attempts that treat a unique-key violation as a lost race before reporting it."""
 
 
-def filters(
-    dialect: Any,
-    name: str | None,
-    state: str | None,
-    where: Mapping[str, Any] | None,
-) -> tuple[list[str], list[Any]]:
-    """WHERE clauses and parameters for find/count."""
-    clauses: list[str] = []
-    params: list[Any] = []
-    for column, value in (("machine", name), ("state", state)):
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            params.append(value)
-    for key, value in (where or {}).items():
-        if not isinstance(key, str) or not key or '"' in key or "\\" in key:
-            msg = f"find(where=...) keys are context field names, got {shown(key)}."
-            raise StoreError(msg)
-        if value is not None and not isinstance(value, str | int | float | bool):
-            msg = (
-                f"find(where={{{key!r}: ...}}) compares with a str, int, float, bool or None,"
-                f" not {shown(value)}."
-            )
-            raise StoreError(msg)
-        clause, values = dialect.context_filter(key, value)
-        clauses.append(clause)
-        params.extend(values)
-    return clauses, params
+def retryable(kind: Kind, attempt: int, *, keyed: bool) -> bool:
+    """Whether a transaction that failed with ``kind`` on try ``attempt`` may be re-run:
+    a lost race, or a connection lost before the commit (nothing was applied); a commit of
+    unknown outcome only with an idempotency key (the replay tells). A unique key taken by a
+    concurrent transaction, invisible to this one's snapshot, is a lost race too for a few
+    tries; after that it is a real duplicate."""
+    if kind in (Kind.CONFLICT, Kind.CONNECTION_LOST):
+        return True
+    if kind is Kind.OUTCOME_UNKNOWN:
+        return keyed
+    return kind is Kind.DUPLICATE and attempt < DUPLICATE_RETRIES
 
 
-def find(
-    dialect: Any,
-    name: str | None,
-    state: str | None,
-    where: Mapping[str, Any] | None,
-    limit: int,
-    after: str | None,
-) -> Step[Page[InstanceSummary]]:
-    """Newest first, by keyset: an index walk, never a sort of the whole table."""
-    clauses, params = filters(dialect, name, state, where)
-    if after is not None:
-        stamp, last_id = decode_cursor(after)
-        clauses.append("(updated_at < ? OR (updated_at = ? AND id < ?))")
-        params += [stamp, stamp, last_id]
-    sql = (
-        "SELECT id, machine, state, revision, updated_at FROM lk_instances"
-        + (" WHERE " + " AND ".join(clauses) if clauses else "")
-        + " ORDER BY updated_at DESC, id DESC LIMIT ?"
-    )
-    rows = yield Statement(sql, (*params, limit))
-    found: list[InstanceSummary] = []
-    skipped: list[Skipped] = []
-    for instance_id, machine, st, revision, updated_at in rows.rows:
+def public_error(exc: BackendError, url: str, what: str) -> StoreError:
+    """The public error for a database failure during ``what`` on the store at ``url``."""
+    detail, kind = exc.detail, exc.kind
+    if kind is Kind.NO_STORE:
+        return NoSuchStore(f"no such store: {url} ({detail}).")
+    if kind is Kind.OUTCOME_UNKNOWN:
+        return OutcomeUnknown(
+            f"The connection to {url} broke while committing ({what}): it may or may not "
+            "have been applied. Check with get()/history(), or resend with the same "
+            f"idempotency key, which is safe either way. ({detail})"
+        )
+    if kind in (Kind.CONNECTION_LOST, Kind.UNAVAILABLE):
+        return ConnectionLost(
+            f"Cannot {what}: the database at {url} cannot be reached; nothing was applied "
+            f"and the next call reconnects. ({detail})"
+        )
+    reason = {
+        Kind.DUPLICATE: f"a unique key exists ({detail})",
+        Kind.READ_ONLY: f"the store {url} is read-only ({detail}); it can be read only",
+        Kind.FULL: f"the disk of {url} is full ({detail}); nothing was written",
+        Kind.CORRUPT: f"{url} is not a lifecyclekit store, or is damaged ({detail})",
+        Kind.BUSY: f"timed out waiting for another writer's lock on {url} ({detail})",
+        Kind.INVALID: f"the database refused a value ({detail})",
+        Kind.CONFLICT: f"another writer kept winning ({detail})",
+    }.get(kind, f"{detail} ({url})")
+    return StoreError(f"Cannot {what}: {reason}.")
+
+
+def after_commit(
+    effects: Effects,
+    callbacks: Sequence[Callable[[Change], object]],
+    result: object,
+    what: str,
+) -> None:
+    """Call, for each committed record, its instance's ``after_commit`` then ``callbacks``;
+    then the unit of work's own callbacks. All run even when one raises.
+
+    Raises:
+        AfterCommitError: some raised (the first is its cause); it carries ``result``.
+    """
+    failures: list[BaseException] = []
+
+    def call(function: Callable[..., object], *args: Any) -> None:
         try:
-            found.append(
-                InstanceSummary(
-                    id=instance_id, machine=machine, state=st, revision=revision,
-                    updated_at=from_micros(updated_at),
-                )
-            )  # fmt: skip
-        except (ValueError, TypeError, ValidationError) as exc:
-            skipped.append(Skipped(str(instance_id), f"unreadable row: {exc}"))
-    following = None
-    if rows.rows and len(rows.rows) == limit:
-        last = rows.rows[-1]
-        following = encode_cursor(last[4], str(last[0])) if isinstance(last[4], int) else None
-    return Page(found, next=following, skipped=skipped)
+            function(*args)
+        except Exception as exc:
+            failures.append(exc)
 
-
-def count(
-    dialect: Any, name: str | None, state: str | None, where: Mapping[str, Any] | None
-) -> Step[int]:
-    clauses, params = filters(dialect, name, state, where)
-    sql = "SELECT COUNT(*) FROM lk_instances" + (
-        " WHERE " + " AND ".join(clauses) if clauses else ""
-    )
-    rows = yield Statement(sql, tuple(params))
-    return int(rows.rows[0][0])
-
-
-def changes(after: int, fence: int | None, limit: int) -> Step[Page[Change]]:
-    """Committed changes after ``after`` (and at most ``fence``), in position order."""
-    bound = "" if fence is None else " AND position <= ?"
-    params = (after,) if fence is None else (after, fence)
-    rows = yield Statement(
-        "SELECT position, instance_id, machine, record FROM lk_changes"
-        f" WHERE position > ?{bound} ORDER BY position LIMIT ?",
-        (*params, limit),
-    )
-    found: list[Change] = []
-    skipped: list[Skipped] = []
-    for position, instance_id, machine, record in rows.rows:
-        try:
-            found.append(
-                Change(
-                    position=position, id=instance_id, machine=machine,
-                    record=TransitionRecord.model_validate_json(record),
-                )
-            )  # fmt: skip
-        except (ValueError, TypeError, ValidationError) as exc:
-            skipped.append(Skipped(str(instance_id), f"unreadable change {position}: {exc}"))
-    last = rows.rows[-1][0] if rows.rows else None
-    return Page(found, next=last, skipped=skipped)
+    for instance, committed in effects.committed:
+        for change in committed:
+            if instance is not None:
+                call(instance.after_commit, change.record)
+            for callback in callbacks:
+                call(callback, change)
+    for function in effects.callbacks:
+        call(function)
+    if failures:
+        msg = (
+            f"{what} committed, but {len(failures)} after-commit callback(s) failed; "
+            f"the first: {failures[0]!r}"
+        )
+        raise AfterCommitError(msg, result) from failures[0]

@@ -177,8 +177,11 @@ class PostgresBackend:
                 kind = Kind.INVALID
             else:
                 kind = Kind.OTHER
-        if connecting and kind is Kind.OTHER and "does not exist" in detail:
-            kind = Kind.NO_STORE
+        if connecting and kind in (Kind.UNAVAILABLE, Kind.OTHER):
+            if "authentication failed" in detail or 'role "' in detail:
+                kind = Kind.OTHER  # reachable, but refused: no reconnecting will help
+            elif "database" in detail and "does not exist" in detail:
+                kind = Kind.NO_STORE
         return BackendError(kind, detail)
 
     # -- transactions ------------------------------------------------------------------------
@@ -290,25 +293,23 @@ class PostgresBackend:
         raise BackendError(Kind.CONFLICT, msg)
 
     def wait_for_changes(self, timeout: float, ready: Callable[[], bool]) -> bool:
+        """LISTEN on a connection of its own (not the pool's: a long wait must not starve
+        it), then check ``ready`` after every notification (and at least every second)."""
         deadline = time.monotonic() + timeout
-        with self._connection() as connection:
-            try:
-                connection.execute(f"LISTEN {CHANNEL}")
-                while not ready():
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        return False
-                    for _ in connection.notifies(timeout=min(left, 1.0), stop_after=1):
-                        pass
-                return True
-            except self._psycopg.Error as exc:
-                raise self.classify(exc) from None
-            finally:
-                if not (connection.broken or connection.closed):
-                    try:
-                        connection.execute("UNLISTEN *")
-                    except self._psycopg.Error:
-                        connection.close()
+        connection = self._direct()
+        try:
+            connection.execute(f"LISTEN {CHANNEL}")
+            while not ready():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                for _ in connection.notifies(timeout=min(left, 1.0), stop_after=1):
+                    pass
+            return True
+        except self._psycopg.Error as exc:
+            raise self.classify(exc) from None
+        finally:
+            connection.close()
 
     def close(self) -> None:
         self._pool.close()

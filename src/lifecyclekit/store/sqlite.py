@@ -235,11 +235,15 @@ class SQLiteBackend:
 
     def context_filter(self, field: str, value: Any) -> tuple[str, tuple[Any, ...]]:
         path = '$."' + field + '"'
-        if value is None:
-            return "json_extract(context, ?) IS NULL", (path,)
-        if isinstance(value, bool):
-            value = int(value)
-        return "json_extract(context, ?) = ?", (path, value)
+        if value is None:  # absent or null
+            return "coalesce(json_type(context, ?), 'null') = 'null'", (path,)
+        if isinstance(value, bool):  # JSON true/false, never the numbers 1/0
+            return "json_type(context, ?) = ?", (path, "true" if value else "false")
+        kinds = "'text'" if isinstance(value, str) else "'integer', 'real'"
+        return (
+            f"(json_type(context, ?) IN ({kinds}) AND json_extract(context, ?) = ?)",
+            (path, path, value),
+        )
 
     def change_fence(self, after: int) -> int | None:
         return None
