@@ -49,7 +49,6 @@ PRIVATE_PSM += ("statemachine.event_data",)
 PENDING = {
     ("lifecyclekit._meta", "statemachine.factory"): "move 3: _psm.py holds psm's internals",
     ("lifecyclekit.lifecycle", "statemachine.event_data"): "move 3",
-    ("lifecyclekit.machines.workmanager._graph_store", "lifecyclekit.store"): "move 8",
 }
 
 
