@@ -31,6 +31,7 @@ __all__ = [
     "WorkGraphError",
     "WorkQuery",
     "owned_by_graph",
+    "work_id_of",
 ]
 
 JOIN_WORKER = "androidx.work.impl.workers.CombineContinuationsWorker"
@@ -54,6 +55,26 @@ class UnknownWork(LifecycleError, LookupError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+def work_id_of(value: object) -> UUID:
+    """A work id from a ``UUID`` or its string form (``str(request.id)``).
+
+    Raises:
+        WorkGraphError: ``value`` is neither (the message shows the type and the value).
+    """
+    if isinstance(value, UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return UUID(value)
+        except ValueError:
+            pass
+    msg = (
+        f"Work ids are the UUIDs of WorkRequests (request.id) or their string form, got "
+        f"{type(value).__name__} {value!r}."
+    )
+    raise WorkGraphError(msg)
 
 
 class WorkContinuation:

@@ -38,6 +38,7 @@ from .continuation import (
     WorkContinuation,
     WorkGraphError,
     WorkQuery,
+    work_id_of,
 )
 from .merge import merge_inputs
 from .model import (
@@ -193,26 +194,26 @@ class WorkGraph:
 
     # -- driving -----------------------------------------------------------------------------
 
-    def start(self, work_id: UUID, conditions: DeviceConditions | None = None) -> None:
+    def start(self, work_id: UUID | str, conditions: DeviceConditions | None = None) -> None:
         """Start a work; if its inputs cannot be merged it fails (§5.4, W9) with its chain."""
-        self._write(_Rules.start, work_id, conditions)
+        self._write(_Rules.start, work_id_of(work_id), conditions)
 
-    def finish(self, work_id: UUID, result: WorkResult) -> None:
+    def finish(self, work_id: UUID | str, result: WorkResult) -> None:
         """The worker's result; success unblocks, failure fails the chain (W2-W4, C1, C3).
         The work's progress is deleted (§1.3)."""
-        self._write(_Rules.finish, work_id, result)
+        self._write(_Rules.finish, work_id_of(work_id), result)
 
-    def stop(self, work_id: UUID, reason: Any) -> None:
+    def stop(self, work_id: UUID | str, reason: Any) -> None:
         """The system stopped the worker (W5/W6): back to ENQUEUED, progress kept."""
-        self._write(_Rules.stop, work_id, reason)
+        self._write(_Rules.stop, work_id_of(work_id), reason)
 
-    def instantiation_failed(self, work_id: UUID) -> None:
+    def instantiation_failed(self, work_id: UUID | str) -> None:
         """The worker could not be created (W9; P10 for periodic work)."""
-        self._write(_Rules.instantiation_failed, work_id)
+        self._write(_Rules.instantiation_failed, work_id_of(work_id))
 
-    def cancel(self, work_id: UUID) -> None:
+    def cancel(self, work_id: UUID | str) -> None:
         """Cancel a work and every descendant (C4); a finished work itself is left (W11)."""
-        self._write(_Rules.cancel, work_id)
+        self._write(_Rules.cancel, work_id_of(work_id))
 
     def cancel_by_tag(self, tag: str) -> None:
         """Cancel every unfinished work with ``tag`` (and their descendants)."""
@@ -236,7 +237,7 @@ class WorkGraph:
         _check_requests([request])
         return self._write(_Rules.update, request)
 
-    def set_progress(self, work_id: UUID, data: dict[str, Any]) -> bool:
+    def set_progress(self, work_id: UUID | str, data: dict[str, Any]) -> bool:
         """``setProgressAsync``: the running worker's progress, shown as ``WorkInfo.progress``
         until a result is handled (§1.3).
 
@@ -256,7 +257,7 @@ class WorkGraph:
         except ValidationError as exc:
             machine = "WorkGraph"
             raise PayloadError.from_validation_error(machine, "set_progress", exc) from None
-        stored, state = self._write(_Rules.set_progress, work_id, checked)
+        stored, state = self._write(_Rules.set_progress, work_id_of(work_id), checked)
         if not stored:
             warnings.warn(
                 f"Ignoring set_progress for work {work_id}: it is {state.value}, not RUNNING "
@@ -284,21 +285,21 @@ class WorkGraph:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def work(self, work_id: UUID) -> Lifecycle:
+    def work(self, work_id: UUID | str) -> Lifecycle:
         """The lifecycle instance of a work, with its whole history (in a stored graph a
         detached copy: drive the work through the graph).
 
         Raises:
             UnknownWork: no such work (never enqueued, or removed by a policy or pruning).
         """
-        work = self._repo.load(work_id)
+        work = self._repo.load(work_id_of(work_id))
         if work is None:
             raise UnknownWork(work_id, self.name)
         return work
 
-    def info(self, work_id: UUID) -> WorkInfo | None:
+    def info(self, work_id: UUID | str) -> WorkInfo | None:
         """The work's ``WorkInfo``, or ``None`` if it is not (or no longer) in the graph."""
-        return self._read(_Rules.info, work_id)
+        return self._read(_Rules.info, work_id_of(work_id))
 
     def work_infos(self, query: WorkQuery) -> list[WorkInfo]:
         """``getWorkInfos(WorkQuery)`` (§10.5), oldest first."""
@@ -315,18 +316,18 @@ class WorkGraph:
         """``getWorkInfosForUniqueWork``."""
         return self._read(_Rules.infos, WorkQuery(unique_work_names=[_name(name)]))
 
-    def prerequisites(self, work_id: UUID) -> list[UUID]:
+    def prerequisites(self, work_id: UUID | str) -> list[UUID]:
         """The direct prerequisites of a work."""
-        return self._read(_Rules.prerequisites, work_id)
+        return self._read(_Rules.prerequisites, work_id_of(work_id))
 
-    def input_for(self, work_id: UUID) -> dict[str, Any]:
+    def input_for(self, work_id: UUID | str) -> dict[str, Any]:
         """The input its worker receives: its own, then each prerequisite's output, merged
         by its input merger (§5.4). Periodic work gets its own input only.
 
         Raises:
             ValueError: the array merger met values of different types.
         """
-        return self._read(_Rules.input_for, work_id)
+        return self._read(_Rules.input_for, work_id_of(work_id))
 
     def due(self, now: datetime | None = None, *, limit: int | None = None) -> list[UUID]:
         """The ENQUEUED works whose ``next_schedule_time`` has come at ``now`` (default: the

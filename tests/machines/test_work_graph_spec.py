@@ -374,3 +374,22 @@ def test_a_deleted_prerequisite_is_no_key_error(graph: WorkGraph) -> None:
     result = _with_deleted_prerequisite(graph)
     assert result.enqueued == ()
     assert "doesn't exist; not enqueuing" in result.reasons[0]
+
+
+def test_work_ids_in_string_form_are_accepted_and_others_refused() -> None:
+    """`graph.start(str(request.id))` works like the UUID; another type, or a string that is
+    no UUID, is a WorkGraphError saying what a work id is (issue 10, point 8)."""
+    graph = WorkGraph()
+    request = WorkRequest(worker="W")
+    graph.enqueue(request)
+    text = str(request.id)
+    graph.start(text)
+    assert graph.info(text) == graph.info(request.id)
+    assert graph.work(text).state == "running"
+    assert graph.prerequisites(text) == []
+    graph.set_progress(text, {"percent": 50})
+    graph.finish(text, WorkResult.success())
+    assert graph.info(request.id).state == WorkState.SUCCEEDED
+    for bad in (12, "not-a-uuid", None):
+        with pytest.raises(WorkGraphError, match="Work ids are the UUIDs of WorkRequests"):
+            graph.start(bad)  # type: ignore[arg-type]
