@@ -21,8 +21,8 @@ import pytest
 from lifecyclekit.machines import WorkGraph, WorkQuery, WorkState
 from lifecyclekit.machines.workmanager.continuation import JOIN_WORKER
 from lifecyclekit.store import open_store
+from tests.helpers import BACKENDS, backend_url
 from tests.machines import graph_drivers
-from tests.store.conftest import postgres_url, reset_postgres
 
 pytestmark = pytest.mark.slow
 
@@ -30,13 +30,9 @@ FINISHED = {WorkState.SUCCEEDED, WorkState.FAILED, WorkState.CANCELLED}
 UNFINISHED = {WorkState.ENQUEUED, WorkState.RUNNING, WorkState.BLOCKED}
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=BACKENDS)
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/graph.db"
-    found = postgres_url()
-    reset_postgres(found)
-    return found
+    return backend_url(request.param, tmp_path, "graph.db")
 
 
 def acknowledged(folder: Path) -> list[list[str]]:

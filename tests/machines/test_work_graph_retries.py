@@ -14,7 +14,7 @@ from lifecyclekit import StoreError, WriteConflict
 from lifecyclekit.machines import WorkGraph, WorkGraphError, WorkRequest, WorkResult
 from lifecyclekit.machines.workmanager import _repo_sql
 from lifecyclekit.store import RetryPolicy, open_store
-from tests.store.conftest import postgres_url, reset_postgres
+from tests.helpers import postgres_url, reset_postgres
 
 FAIL_FIRST_WORK_INSERT = """
 CREATE OR REPLACE FUNCTION lk_test_fail_once() RETURNS trigger AS $$

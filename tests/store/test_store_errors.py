@@ -11,7 +11,7 @@ import pytest
 
 from lifecyclekit import PayloadError, SnapshotError, UnknownLifecycle
 from lifecyclekit.store import Store, StoreError, open_store
-from tests.store.conftest import raw_sql
+from tests.helpers import raw_sql
 from tests.store_machines import REGISTRY, LoudToggle, StrayToggle, Toggle
 
 # -- the class that stored it ----------------------------------------------------------------
