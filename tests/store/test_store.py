@@ -6,7 +6,15 @@ import pytest
 from statemachine.exceptions import TransitionNotAllowed
 
 from lifecyclekit import PayloadError, SnapshotError, TransitionRejected
-from lifecyclekit.store import SCHEMA_VERSION, Store, StoreError, UnknownInstance, open_store
+from lifecyclekit.store import (
+    SCHEMA_VERSION,
+    AfterCommitError,
+    Change,
+    Store,
+    StoreError,
+    UnknownInstance,
+    open_store,
+)
 from tests.helpers import raw_sql
 from tests.store_machines import REGISTRY
 
@@ -133,3 +141,24 @@ def test_reopening_keeps_everything(store_url: str) -> None:
         store.send("t", "flip", text="x")
     with open_store(store_url, registry=REGISTRY) as store:
         assert store.get("t").state == "on"
+
+
+def test_a_synchronous_store_refuses_what_it_cannot_await(store_url: str) -> None:
+    """An asynchronous command is refused with a message naming it and the asynchronous
+    store, and writes nothing; an asynchronous on_commit callback is an AfterCommitError
+    saying why (the send itself committed). No coroutine is left un-awaited."""
+    with open_store(store_url, registry=REGISTRY, create=True) as store:
+        store.create("later-toggle", id="t")
+        with pytest.raises(StoreError, match="'flip_later' on 't' is asynchronous") as caught:
+            store.send("t", "flip_later", text="x")
+        assert "open_async_store()" in str(caught.value)
+        assert (store.get("t").revision, store.changes()) == (0, [])
+
+        async def notify(change: Change) -> None:  # pragma: no cover - never awaited
+            pass
+
+        store.on_commit(notify)
+        with pytest.raises(AfterCommitError, match="committed, but 1") as failed:
+            store.send("t", "flip", text="x")
+        assert "notify is asynchronous" in str(failed.value.__cause__)
+        assert store.get("t").revision == 1
