@@ -35,6 +35,7 @@ __all__ = [
     "Skipped",
     "Statement",
     "Step",
+    "adrive",
     "drive",
 ]
 
@@ -95,6 +96,25 @@ def drive(execute: Callable[[str, Sequence[Any]], Rows], step: Step[T]) -> T:
                 instruction = step.throw(exc)
             else:
                 instruction = step.send(rows)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+async def adrive(execute: Callable[[str, Sequence[Any]], Awaitable[Rows]], step: Step[T]) -> T:
+    """Run ``step`` to the end with an asynchronous ``execute``, awaiting each statement and
+    each :class:`Await`; an error of either is thrown into the step where it was yielded."""
+    try:
+        instruction = next(step)
+        while True:
+            try:
+                if isinstance(instruction, Await):
+                    value = await instruction.awaitable
+                else:
+                    value = await execute(instruction.sql, instruction.params)
+            except Exception as exc:
+                instruction = step.throw(exc)
+            else:
+                instruction = step.send(value)
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]
 
