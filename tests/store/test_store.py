@@ -16,6 +16,7 @@ from lifecyclekit.store import (
     open_store,
 )
 from tests.helpers import raw_sql
+from tests.store.conftest import Opener
 from tests.store_machines import REGISTRY
 
 
@@ -121,9 +122,9 @@ def test_corrupt_row_names_the_id_and_others_stay_readable(store: Store, store_u
     assert store.get("good").state == "off"
 
 
-def test_newer_schema_is_refused(store_url: str) -> None:
+def test_newer_schema_is_refused(opener: Opener, store_url: str) -> None:
     """A store written by a newer schema fails clearly when opened."""
-    with open_store(store_url, registry=REGISTRY) as store:
+    with opener(store_url, registry=REGISTRY) as store:
         store.create("toggle", id="t")
     raw_sql(
         store_url,
@@ -131,15 +132,15 @@ def test_newer_schema_is_refused(store_url: str) -> None:
         (str(SCHEMA_VERSION + 1),),
     )
     with pytest.raises(StoreError, match="written by a newer lifecyclekit"):
-        open_store(store_url, registry=REGISTRY)
+        opener(store_url, registry=REGISTRY)
 
 
-def test_reopening_keeps_everything(store_url: str) -> None:
+def test_reopening_keeps_everything(opener: Opener, store_url: str) -> None:
     """Data survives closing and reopening the store."""
-    with open_store(store_url, registry=REGISTRY) as store:
+    with opener(store_url, registry=REGISTRY) as store:
         store.create("toggle", id="t")
         store.send("t", "flip", text="x")
-    with open_store(store_url, registry=REGISTRY) as store:
+    with opener(store_url, registry=REGISTRY) as store:
         assert store.get("t").state == "on"
 
 
