@@ -42,7 +42,9 @@ ALLOWED: dict[str, set[str]] = {
     },
 }
 PRIVATE_PSM = ("statemachine.engines", "statemachine.factory", "statemachine.callbacks")
-PRIVATE_PSM += ("statemachine.event_data",)
+PRIVATE_PSM += ("statemachine.event_data", "statemachine.dispatcher", "statemachine.signature")
+PRIVATE_PSM += ("statemachine.spec_parser", "statemachine.configuration", "statemachine.event")
+PRIVATE_PSM += ("statemachine.orderedset", "statemachine.graph", "statemachine.invoke")
 PENDING = {
     ("lifecyclekit.store.sqlite", "lifecyclekit.lifecycle"): "move 6: back-ends speak SQL only",
     ("lifecyclekit.store.sqlite", "lifecyclekit.registry"): "move 6",
@@ -50,8 +52,6 @@ PENDING = {
     ("lifecyclekit.store.postgres", "lifecyclekit.lifecycle"): "move 6",
     ("lifecyclekit.store.postgres", "lifecyclekit.registry"): "move 6",
     ("lifecyclekit.store.postgres", "lifecyclekit.store._core"): "move 6",
-    ("lifecyclekit._meta", "statemachine.factory"): "move 3: _psm.py holds psm's internals",
-    ("lifecyclekit.lifecycle", "statemachine.event_data"): "move 3",
     ("lifecyclekit.machines.workmanager._graph_store", "lifecyclekit.store"): "move 8",
 }
 

@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel
-from statemachine.factory import StateMachineMetaclass
 
+from lifecyclekit._psm import StateMachineMetaclass
 from lifecyclekit.errors import DefinitionError
 from lifecyclekit.payloads import build_payload_table
 from lifecyclekit.transitions import Provenance, edges

@@ -10,10 +10,9 @@ changed) -> python-statemachine selects the transition, evaluating guards (refus
 :class:`~lifecyclekit.TransitionRejected` with every guard's verdict, nothing changed) ->
 callbacks run -> the state changes and one record is appended to :attr:`Lifecycle.history`.
 
-The private python-statemachine names lifecyclekit relies on are few and pinned by
-``tests/test_engine_hooks.py``: the engine hooks ``_put_nonblocking`` and ``_processing_loop``
-(here), ``_engine.running`` (restored by :meth:`Lifecycle.atomic`), and the guard wrappers'
-``_callback`` (read by :func:`lifecyclekit.explain.build_explanation`).
+The private python-statemachine names lifecyclekit relies on all live in
+:mod:`lifecyclekit._psm` (pinned by ``tests/test_engine_hooks.py``); this module implements
+the hooks it exposes (``_admit_event``, ``_refusal``).
 """
 
 from __future__ import annotations
@@ -24,9 +23,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from pydantic import BaseModel, ValidationError
-from statemachine import StateMachine
-from statemachine.exceptions import TransitionNotAllowed
 
+import lifecyclekit._psm as _psm
 from lifecyclekit._meta import LifecycleMeta
 from lifecyclekit.errors import PayloadError, SnapshotError, TransitionRejected, field_errors
 from lifecyclekit.explain import Explanation, build_explanation
@@ -35,8 +33,9 @@ from lifecyclekit.snapshot import Snapshot, TransitionRecord, check_history, coe
 from lifecyclekit.transitions import Provenance, TransitionInfo, transition_table
 
 if TYPE_CHECKING:
-    from statemachine.event_data import TriggerData
+    from statemachine import Event
     from statemachine.state import State
+    from statemachine.transition import Transition
 
 __all__ = ["Clock", "Lifecycle", "utc_now"]
 
@@ -73,7 +72,7 @@ class _HistoryRecorder:
 _RECORDER = _HistoryRecorder()
 
 
-class Lifecycle(StateMachine, metaclass=LifecycleMeta):
+class Lifecycle(_psm.HookedStateMachine, metaclass=LifecycleMeta):
     """A strict python-statemachine ``StateMachine`` with typed events, context and history.
 
     Declare states and transitions with python-statemachine's DSL, then optionally:
@@ -150,7 +149,6 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
         self._clock: Clock = clock or utc_now
         self._history: list[TransitionRecord] = []
         self._revision = 0
-        self._pending: TriggerData | None = None
         self._record_at: datetime | None = None
         self._record_inferred = False
         self._context = self._build_context(context, fields)
@@ -311,7 +309,7 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
             if self.current_state_value != state:
                 self.current_state_value = state
                 # Entering a final state stopped psm's engine; the restored state is live.
-                self._engine.running = not self.states_map[state].final
+                _psm.set_engine_running(self, not self.states_map[state].final)
             self._context = context
             del self._history[length:]
             self._revision = revision
@@ -334,47 +332,27 @@ class Lifecycle(StateMachine, metaclass=LifecycleMeta):
 
     # -- typed events and explanations (engine hooks) ------------------------------------
 
-    def _put_nonblocking(self, trigger_data: TriggerData, internal: bool = False) -> None:
-        event = trigger_data.event
-        if event is not None and event.id in self.noop_when_finished and self.is_finished:
-            return  # nothing queued: the caller's processing loop finds nothing to do.
-        if event is not None and event.id in self._event_ids:
-            trigger_data.kwargs = validate_payload(
-                type(self).__name__,
-                event.id,
-                self._payload_models.get(event.id),
-                trigger_data.args,
-                trigger_data.kwargs,
-            )
-            trigger_data.args = ()
-        if self._pending is None:
-            self._pending = trigger_data
-        try:
-            super()._put_nonblocking(trigger_data, internal=internal)
-        except TransitionNotAllowed:
-            # The engine stopped in a final state and refuses before selecting transitions.
-            self._pending = None
-            raise self._rejection(trigger_data) from None
+    def _admit_event(
+        self, event_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
+        if event_id in self.noop_when_finished and self.is_finished:
+            return None
+        if event_id in self._event_ids:
+            model = self._payload_models.get(event_id)
+            return (), validate_payload(type(self).__name__, event_id, model, args, kwargs)
+        return args, kwargs
 
-    def _processing_loop(self, caller_future: Any = None) -> Any:
-        pending = self._pending
-        try:
-            return super()._processing_loop(caller_future)
-        except TransitionNotAllowed as err:
-            if isinstance(err, TransitionRejected) or pending is None:
-                raise
-            if err.event is not pending.event:
-                raise
-            raise self._rejection(pending) from None
-        finally:
-            if pending is self._pending:
-                self._pending = None
-
-    def _rejection(self, trigger_data: TriggerData) -> TransitionRejected:
-        event = trigger_data.event
+    def _refusal(self, event: Event | None, kwargs: dict[str, Any]) -> TransitionRejected:
         event_id = event.id if event is not None else ""
-        explanation = build_explanation(self, event_id, trigger_data.kwargs)
+        explanation = build_explanation(self, event_id, kwargs)
         return TransitionRejected(explanation, set(self.configuration), event)
+
+    def _is_refusal(self, error: Exception) -> bool:
+        return isinstance(error, TransitionRejected)
+
+    def _guard_calls(self, transition: Transition) -> list[tuple[str, bool, Callable[..., Any]]]:
+        """The guards of ``transition``: ``(name, expected value, raw callable)``, in order."""
+        return _psm.guard_calls(self, transition)
 
     def call(self, name: str, /, *args: Any, **data: Any) -> Any:
         """Fire the event ``name``, or run the command ``name``, with ``data``.
