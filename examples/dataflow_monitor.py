@@ -1,10 +1,14 @@
 """Replay recorded Dataflow ``GET job`` poll results through ``DataflowJob.sync``.
 
 The polls (``examples/data/dataflow_polls.json``) are REST ``Job`` JSON as the API returns
-it, partial responses included: the first has no state yet, one is an ``UpdateJob`` response
-carrying only ``requestedState``, and the poller misses ``JOB_STATE_DRAINING`` between
-RUNNING and DRAINED, which ``sync(..., infer=True)`` fills in because the drain request is on
-record. Prints a timeline: time, state, requested state, and whether a step was inferred.
+it, partial responses included: the first is the launch answer ``{"job": {...}}`` (a
+``LaunchFlexTemplateResponse``, read as the job it carries) with no state yet, one is an
+``UpdateJob`` response carrying only ``requestedState``, the poller misses
+``JOB_STATE_DRAINING`` between RUNNING and DRAINED, which ``sync(..., infer=True)`` fills in
+because the drain request is on record, and a late copy of an old RUNNING poll arrives after
+DRAINED: its ``currentStateTime`` is older than the one on record, so ``sync`` ignores it as
+stale (it returns ``False``). Prints a timeline: time, state, requested state, and whether a
+step was inferred.
 """
 
 from __future__ import annotations
@@ -36,11 +40,12 @@ def main() -> None:
     print(f"{'poll':>4}  {'state time':<20} {'state':<20} {'requested':<20} transitions")
     for number, poll in enumerate(polls, start=1):
         seen = len(job.history)
-        if number > 1:
-            job.sync(poll, infer=True)
+        fresh = job.sync(poll, infer=True) if number > 1 else True
         fired = ", ".join(
             f"{r.event}{' (inferred)' if r.inferred else ''}" for r in job.history[seen:]
         )
+        if not fresh:
+            fired = "stale, ignored"
         when = job.context.current_state_time
         print(
             f"{number:>4}  {when.strftime('%Y-%m-%d %H:%M:%S') if when else '-':<20} "

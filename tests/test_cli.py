@@ -134,3 +134,88 @@ def test_python_dash_m(tmp_path: Path) -> None:
         [sys.executable, "-m", "lifecyclekit", "list"], capture_output=True, text=True, check=True
     ).stdout
     assert "one-time-work" in out
+
+
+def test_diagram_of_a_stored_instance_draws_its_path(cli: CliRunner, tmp_path: Path) -> None:
+    """`diagram ID --store URL` draws the stored instance with its numbered path."""
+    url = f"sqlite:///{tmp_path}/jobs.db"
+    created = cli.invoke(
+        main,
+        ["new", "dataflow-job", "--id", "j1", "--set", "job_type=JOB_TYPE_STREAMING"]
+        + ["--store", url],
+    )
+    assert created.exit_code == 0, created.output
+    for state in ("JOB_STATE_PENDING", "JOB_STATE_RUNNING"):
+        sent = cli.invoke(main, ["send", "j1", "observe", "--data", json.dumps({"state": state})]
+                          + ["--store", url])  # fmt: skip
+        assert sent.exit_code == 0, sent.output
+    drawn = cli.invoke(main, ["diagram", "j1", "--store", url])
+    assert drawn.exit_code == 0
+    assert "unknown --> pending : discover [is_observed_state] #1" in drawn.output
+    assert "pending --> running : run #2" in drawn.output
+    missing = cli.invoke(main, ["diagram", "nope", "--store", url])
+    assert (missing.exit_code, missing.output.strip()) == (
+        1,
+        "lifecyclekit: No stored instance 'nope'; list ids with find() or `lifecyclekit ls`.",
+    )
+
+
+BAD_DOCUMENTS = [
+    pytest.param(b"\x00\x01\xff", "doc.json", "doc.json: not a text file", id="binary"),
+    pytest.param(b"[1,2", "doc.json", "doc.json: not valid JSON: Expecting", id="broken-json"),
+    pytest.param(b"", "doc.json", "doc.json: not valid JSON", id="empty"),
+    pytest.param(b"a: [b", "doc.yaml", "doc.yaml: not valid YAML", id="broken-yaml"),
+    pytest.param(b"- a", "doc.yaml", "doc.yaml: not a statechart document", id="yaml-list"),
+    pytest.param(
+        b'{"states": 5}', "doc.json", "doc.json: Not a statechart document: 'states' must be",
+        id="states-not-mapping",
+    ),
+    pytest.param(
+        b'{"states": {"a": {"transitions": [{"event": "go", "cond": 3}]}}}', "doc.json",
+        "'cond' of a transition of 'a' must be a name or a list of names, got int 3",
+        id="cond-not-a-name",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("content", "filename", "message"), BAD_DOCUMENTS)
+def test_check_reports_a_bad_document_in_one_line(
+    cli: CliRunner, tmp_path: Path, content: bytes, filename: str, message: str
+) -> None:
+    """A file that is not a statechart document is one line naming the file, exit 1."""
+    path = tmp_path / filename
+    path.write_bytes(content)
+    result = cli.invoke(main, ["check", str(path)])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)
+    assert result.output.count("\n") == 1
+    assert message in result.output
+    assert str(path) in result.output
+
+
+def test_check_finds_a_transition_to_no_state(cli: CliRunner, tmp_path: Path) -> None:
+    """A document transition whose target is no state is finding LK009."""
+    path = tmp_path / "doc.json"
+    path.write_text(json.dumps({"states": {"a": {"initial": True, "final": True, "transitions": [
+        {"event": "go", "target": "zz"}]}}}))  # fmt: skip
+    result = cli.invoke(main, ["check", str(path)])
+    assert (result.exit_code, result.output) == (1, f"{path}: LK009 go a->zz: targets no state\n")
+
+
+def test_an_unexpected_error_is_one_line_and_exit_3(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug of ours is still one line (exit 3), and LIFECYCLEKIT_DEBUG shows the traceback."""
+    import lifecyclekit.cli as cli_module
+
+    def broken(name: str) -> object:
+        msg = "boom"
+        raise TypeError(msg)
+
+    monkeypatch.setattr(cli_module.registry, "get", broken)
+    result = cli.invoke(main, ["show", "dataflow-job"])
+    assert result.exit_code == 3
+    assert result.output.startswith("lifecyclekit: unexpected TypeError: boom (a bug")
+    monkeypatch.setenv("LIFECYCLEKIT_DEBUG", "1")
+    debug = cli.invoke(main, ["show", "dataflow-job"])
+    assert isinstance(debug.exception, TypeError)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lifecyclekit import MissingDependency, registry
+from lifecyclekit import Lifecycle, MissingDependency, State, registry
 from lifecyclekit.diagrams import DiagramError, render
 from tests.sample_machines import Door, FixedClock, Ticket
 
@@ -138,3 +138,65 @@ def test_missing_pydot_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> N
     with pytest.raises(MissingDependency, match=r"pip install 'lifecyclekit\[diagrams\]'"):
         render(Ticket, "dot")
     assert render(Ticket, "md")
+
+
+class Shortcut(Lifecycle):
+    """Two events join the same pair of states."""
+
+    a = State(initial=True)
+    b = State()
+    z = State(final=True)
+
+    go = a.to(b)
+    jump = a.to(b)
+    back = b.to(a)
+    end = b.to(z)
+
+
+def _dot_edges(text: str) -> dict[tuple[str, str, str], str]:
+    """DOT edge lines by (source, target, event), for the path tests."""
+    edges = {}
+    for line in text.splitlines():
+        match = re.match(r"^(\w+) -> (\w+) \[label=<.*?<font[^>]*>(\w+)</font>", line)
+        if match:
+            edges[match.groups()] = line
+    return edges
+
+
+@pytest.mark.parametrize("fmt", ["mermaid", "dot"])
+def test_path_marks_only_the_edge_taken_and_numbers_it(fmt: str) -> None:
+    """When two edges join the same states, only the one whose event fired is marked, and
+    every step carries its number, in DOT (so SVG and PNG) as in mermaid (issue 10, point 7)."""
+    if fmt == "dot":
+        pytest.importorskip("pydot")
+    shortcut = Shortcut()
+    shortcut.jump()
+    shortcut.back()
+    shortcut.jump()
+    text = str(render(shortcut, fmt, path=True))
+    if fmt == "mermaid":
+        assert "    a --> b : jump #1 #3" in text
+        assert "    a --> b : go\n" in text
+        assert "    b --> a : back #2" in text
+        return
+    edges = _dot_edges(text)
+    assert 'xlabel="#1 #3"' in edges["a", "b", "jump"]
+    assert "#d9480f" in edges["a", "b", "jump"]
+    assert "#d9480f" not in edges["a", "b", "go"]
+    assert "xlabel" not in edges["a", "b", "go"]
+    assert 'xlabel="#2"' in edges["b", "a", "back"]
+    assert "xlabel" not in edges["b", "z", "end"]
+
+
+@pytest.mark.graphviz
+def test_svg_path_shows_the_step_numbers() -> None:
+    """The numbers reach the SVG that Graphviz draws."""
+    shortcut = Shortcut()
+    shortcut.go()
+    shortcut.end()
+    svg = str(render(shortcut, "svg", path=True))
+    texts = [
+        el.text for el in ET.fromstring(svg.encode()).iter("{http://www.w3.org/2000/svg}text")
+    ]
+    assert "#1" in texts
+    assert "#2" in texts

@@ -9,6 +9,7 @@ from statemachine.exceptions import InvalidDefinition, TransitionNotAllowed
 
 import lifecyclekit.errors as errors_module
 from lifecyclekit import (
+    AppImportError,
     DefinitionError,
     DiagramError,
     LifecycleError,
@@ -37,6 +38,7 @@ from tests.sample_machines import Ticket
         (WriteConflict, (StoreError,)),
         (MissingDependency, (LifecycleError, ImportError)),
         (DiagramError, (LifecycleError,)),
+        (AppImportError, (LifecycleError, ImportError)),
     ],
 )
 def test_error_parents(error: type[Exception], parents: tuple[type[Exception], ...]) -> None:

@@ -25,9 +25,14 @@ def test_quickstart_prints_refusal_and_history() -> None:
 
 
 def test_dataflow_monitor_infers_the_missed_draining() -> None:
-    """The monitor replays the polls and fills in the DRAINING it never saw."""
+    """The monitor replays the polls, fills in the DRAINING it never saw and ignores a late
+    copy of an older poll (spec section 6.2)."""
     out = run("dataflow_monitor.py")
     assert "JOB_STATE_DRAINED    JOB_STATE_DRAINED    drain (inferred), finish_drain" in out
+    assert (
+        "   7  2024-03-13 21:05:12  JOB_STATE_DRAINED    JOB_STATE_DRAINED    stale, ignored"
+        in out
+    )
     assert "final: JOB_STATE_DRAINED (Beam PipelineState DRAINED), finished=True" in out
     assert "    running --> draining : drain [is_streaming] #3" in out
     assert "diagram written to" in out

@@ -111,3 +111,29 @@ def test_from_document_malformed(document: dict[str, Any], pattern: str) -> None
     """Malformed documents are DefinitionErrors saying what is wrong."""
     with pytest.raises(DefinitionError, match=pattern):
         from_document(document)
+
+
+@pytest.mark.parametrize("name", sorted(registry.names()))
+@pytest.mark.parametrize("form", ["pair", "json"])
+def test_from_document_takes_the_document_with_its_extras(name: str, form: str) -> None:
+    """`from_document(to_document(cls, extras=True))` and the JSON form rebuild the class with
+    its state values and provenance (issue 10, point 8)."""
+    cls = registry.get(name)
+    guards = {g.name: bool for row in cls.transition_table() for g in row.guards}
+    given = (
+        to_document(cls, extras=True) if form == "pair" else json.loads(to_json(cls, extras=True))
+    )
+    rebuilt = from_document(given, guards=guards)
+    assert {s.id: s.value for s in rebuilt.states} == {s.id: s.value for s in cls.states}
+    assert [(r.event, r.source, r.target, r.provenance) for r in rebuilt.transition_table()] == [
+        (r.event, r.source, r.target, r.provenance) for r in cls.transition_table()
+    ]
+
+
+def test_from_document_refuses_a_foreign_companion() -> None:
+    """A companion of another version (or not a mapping) is a DefinitionError saying so."""
+    document, extras = to_document(Ticket, extras=True)
+    with pytest.raises(DefinitionError, match="extras version 1 .*'lifecyclekit' key is 99"):
+        from_document((document, {**extras, "lifecyclekit": 99}))
+    with pytest.raises(DefinitionError, match="Not a statechart document: list"):
+        from_document([1, 2])  # type: ignore[arg-type]

@@ -21,6 +21,7 @@ def test_all_is_sorted_and_matches_public_names() -> None:
 def test_pinned_export_list() -> None:
     """Changing the public surface is a deliberate act: update this list and the changelog."""
     assert lifecyclekit.__all__ == [
+        "AppImportError",
         "Because",
         "Candidate",
         "Clock",

@@ -263,3 +263,35 @@ def test_call_runs_events_and_declared_commands_only() -> None:
     ):
         job.call("snapshot")
     assert job.state == "draining"
+
+
+def test_type_argument_declares_the_context_model() -> None:
+    """``Lifecycle[Model]`` sets ``Context`` (validated like a declared one); a different
+    ``Context`` beside it is a DefinitionError."""
+    from pydantic import BaseModel
+
+    from lifecyclekit import DefinitionError
+
+    class Counter(BaseModel):
+        n: int = 0
+
+    class Typed(Lifecycle[Counter]):
+        a = State(initial=True)
+        b = State(final=True)
+        go = a.to(b)
+
+    assert Typed.Context is Counter
+    assert Typed(n="3").context == Counter(n=3)
+    with pytest.raises(PayloadError, match="unknown context field"):
+        Typed(m=1)
+
+    class Other(BaseModel):
+        m: int = 0
+
+    with pytest.raises(DefinitionError, match=r"is Lifecycle\[Counter\] but sets Context"):
+
+        class Both(Lifecycle[Counter]):
+            Context = Other
+            a = State(initial=True)
+            b = State(final=True)
+            go = a.to(b)

@@ -8,7 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from lifecyclekit import DefinitionError, Lifecycle, Registry, State, UnknownLifecycle, registry
+from lifecyclekit import (
+    DefinitionError,
+    Lifecycle,
+    PayloadError,
+    Registry,
+    SnapshotError,
+    State,
+    UnknownLifecycle,
+    registry,
+)
 from lifecyclekit.registry import ENTRY_POINT_GROUP, RESERVED_NAMES
 from tests.sample_machines import Door, FixedClock, PluginDoor, Ticket
 
@@ -155,8 +164,10 @@ def test_global_registry_is_a_registry() -> None:
     assert all(isinstance(name, str) for name in registry.names())
 
 
-def test_subclass_of_registered_lifecycle_restores_its_snapshots() -> None:
-    """An application subclass records and accepts its registered ancestor's name."""
+def test_subclass_of_registered_lifecycle_is_never_its_base() -> None:
+    """An application subclass does not inherit its base's registry name: its snapshots name
+    the subclass, restore only as the subclass, and reload through the registry as the
+    subclass once it is registered under a name of its own (issue 10, point 3)."""
     reg = fresh()
     base = reg.register("gate-ticket")(subclass(Ticket, "GateTicket"))
 
@@ -167,11 +178,28 @@ def test_subclass_of_registered_lifecycle_restores_its_snapshots() -> None:
             super().on_enter_running()
             self.audit.append("running")
 
-    app = AppTicket(ticket_id="x")
+    assert AppTicket.lifecycle_name is None
+    app = AppTicket(ticket_id="x", capacity=1)
     app.start()
     snap = app.snapshot()
-    assert snap.machine == "gate-ticket"
-    assert AppTicket.restore(snap).state == "running"
+    assert snap.machine == f"{__name__}:{AppTicket.__qualname__}"
+    with pytest.raises(SnapshotError, match="exact class"):
+        base.restore(snap)
+    with pytest.raises(SnapshotError, match="exact class"):
+        AppTicket.restore(base(ticket_id="y").snapshot())
+    with pytest.raises(SnapshotError, match="Unknown lifecycle"):
+        reg.restore(snap)
+
+    reg.register("app-ticket")(AppTicket)
+    assert (AppTicket.lifecycle_name, base.lifecycle_name) == ("app-ticket", "gate-ticket")
+    stored = reg.create("app-ticket", ticket_id="z", capacity=1)
+    stored.start()
+    again = reg.restore(stored.snapshot().model_dump_json())
+    assert type(again) is AppTicket
+    again.retry()
+    again.context.not_before = None
+    again.start()  # the subclass's own callback runs on the reloaded instance
+    assert AppTicket.audit == ["running", "running", "running"]
 
 
 def test_state_holder_model_is_not_required() -> None:
@@ -189,3 +217,41 @@ def test_state_holder_model_is_not_required() -> None:
     flag = Flag(model=row, state_field="status")
     flag.flip()
     assert row.status == "on"
+
+
+def test_create_keeps_framework_parameters_apart_from_context() -> None:
+    """registry.create takes the name positionally and context data only as context: a field
+    called ``name`` works, and ``start_value`` cannot pick the starting state (issue 10,
+    point 4)."""
+    from pydantic import BaseModel
+
+    class Named(BaseModel):
+        name: str
+        id: str = ""
+
+    class Tagged(Lifecycle):
+        Context = Named
+        draft = State(initial=True)
+        done = State(final=True)
+        publish = draft.to(done)
+
+    reg = fresh()
+    reg.register("tagged")(Tagged)
+    made = reg.create("tagged", name="n1", id="i1")
+    assert (made.context.name, made.context.id, made.state) == ("n1", "i1", "draft")
+    assert reg.create("tagged", context={"name": "n2"}).context.name == "n2"
+    with pytest.raises(PayloadError, match="start_value: unknown context field"):
+        reg.create("tagged", name="n", start_value="done")
+    with pytest.raises(PayloadError, match="model: unknown context field"):
+        reg.create("tagged", name="n", model=object())
+    with pytest.raises(PayloadError, match="given both"):
+        reg.create("tagged", context={"name": "a"}, name="b")
+
+
+def test_every_builtin_name_is_reserved() -> None:
+    """The built-ins' names, the observed Dataflow rule set included, are reserved."""
+    builtin = {ep.name for ep in registry._entry_points().values()}
+    assert builtin <= RESERVED_NAMES
+    assert "dataflow-job-observed" in RESERVED_NAMES
+    with pytest.raises(DefinitionError, match="reserved"):
+        fresh().register("dataflow-job-observed")(subclass(Ticket, "Impostor"))

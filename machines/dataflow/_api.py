@@ -11,7 +11,7 @@ import enum
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, cast
 
 from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
@@ -50,13 +50,37 @@ REQUESTABLE = frozenset(
 )
 """What an ``UpdateJob`` may ask for (spec §2.1); DRAINED and DRAINING both mean drain."""
 
+FORCE_CANCEL_LABEL = ("force_cancel_job", "true")
+"""The label a force cancel adds to the ``Job`` of its ``UpdateJob`` (spec §2.1: gcloud
+``Cancel(force=True)``)."""
+
 _BY_API_NAME = {f"JOB_STATE_{s.upper()}": s for s in JOB_STATE_NAMES}
 _TIME = TypeAdapter(AwareDatetime)
 
 
-def api_name(state_id: str) -> str:
+JobTypeName = Literal["JOB_TYPE_UNKNOWN", "JOB_TYPE_BATCH", "JOB_TYPE_STREAMING"]
+JobStateName = Literal[
+    "JOB_STATE_UNKNOWN",
+    "JOB_STATE_STOPPED",
+    "JOB_STATE_RUNNING",
+    "JOB_STATE_DONE",
+    "JOB_STATE_FAILED",
+    "JOB_STATE_CANCELLED",
+    "JOB_STATE_UPDATED",
+    "JOB_STATE_DRAINING",
+    "JOB_STATE_DRAINED",
+    "JOB_STATE_PENDING",
+    "JOB_STATE_CANCELLING",
+    "JOB_STATE_QUEUED",
+    "JOB_STATE_RESOURCE_CLEANING_UP",
+    "JOB_STATE_PAUSING",
+    "JOB_STATE_PAUSED",
+]
+
+
+def api_name(state_id: str) -> JobStateName:
     """``"running"`` -> ``"JOB_STATE_RUNNING"``."""
-    return f"JOB_STATE_{state_id.upper()}"
+    return cast("JobStateName", f"JOB_STATE_{state_id.upper()}")
 
 
 def _bad(machine: str, action: str, field: str, message: str, value: Any) -> PayloadError:
@@ -90,15 +114,15 @@ def parse_state(value: Any, machine: str, action: str, field: str = "state") -> 
     raise _bad(machine, action, field, "unknown JobState", value)
 
 
-def parse_job_type(value: Any) -> str | None:
+def parse_job_type(value: Any) -> JobTypeName | None:
     """``"JOB_TYPE_BATCH"``, 1 or ``JobType.JOB_TYPE_BATCH`` -> ``"JOB_TYPE_BATCH"``;
     ``None`` for anything else (the caller's validation then reports it)."""
     if isinstance(value, enum.Enum):
         value = value.name
     if isinstance(value, int) and not isinstance(value, bool):
-        return JOB_TYPE_NAMES.get(value)
+        value = JOB_TYPE_NAMES.get(value)
     if isinstance(value, str) and value in JOB_TYPE_NAMES.values():
-        return value
+        return cast("JobTypeName", value)
     return None
 
 
@@ -110,10 +134,10 @@ class JobFields:
     name: str | None = None
     project_id: str | None = None
     location: str | None = None
-    job_type: str | None = None
+    job_type: JobTypeName | None = None
     current_state: str | None = None
     current_state_time: datetime | None = None
-    requested_state: str | None = None
+    requested_state: JobStateName | None = None
     replace_job_id: str | None = None
     replaced_by_job_id: str | None = None
 
@@ -133,12 +157,13 @@ _KEYS = {
 }
 
 
-def _raw_fields(job: Any, machine: str) -> dict[str, Any]:
+def _raw_fields(job: Any, machine: str, action: str) -> dict[str, Any]:
     if isinstance(job, str | bytes):
         try:
             job = json.loads(job)
         except json.JSONDecodeError as exc:
-            raise PayloadError(machine, "sync", [("job", f"not JSON: {exc}", job)]) from None
+            raise PayloadError(machine, action, [("job", f"not JSON: {exc}", job)]) from None
+    job = _unwrap_launch_answer(job, machine, action)
     if isinstance(job, dict):
         raw = {}
         for field, (camel, snake) in _KEYS.items():
@@ -147,46 +172,89 @@ def _raw_fields(job: Any, machine: str) -> dict[str, Any]:
                     raw[field] = job[key]
                     break
         return raw
-    if hasattr(job, "current_state") and hasattr(type(job), "pb"):
+    if _is_message(job) and hasattr(job, "current_state"):
         # A proto-plus message: `"field" in message` is False for unset (default) fields.
         return {field: getattr(job, attr) for field, (_, attr) in _KEYS.items() if attr in job}
     msg = (
         f"expected a dataflow_v1beta3.Job message, a REST Job dict or its JSON text, "
         f"got {type(job).__name__}"
     )
-    raise PayloadError(machine, "sync", [("job", msg, job)])
+    raise PayloadError(machine, action, [("job", msg, job)])
 
 
-def read_job(job: Any, machine: str) -> JobFields:
+def _is_message(value: Any) -> bool:
+    return hasattr(type(value), "pb") and hasattr(type(value), "meta")
+
+
+def _unwrap_launch_answer(job: Any, machine: str, action: str) -> Any:
+    """The ``job`` of a ``LaunchTemplateResponse`` / ``LaunchFlexTemplateResponse`` (a client
+    message or its REST JSON ``{"job": {...}}``); anything else is returned as it is.
+
+    Decision (spec §6.2, "Reading such an answer either unwraps ``job`` or refuses it
+    clearly"): a dict is a launch answer when it has a ``job`` key and no ``Job`` field of its
+    own (a ``Job`` has no ``job`` field); its ``job`` is unwrapped. An answer without a job
+    (a dry run launches none) is refused, so it never yields a tracker with no id.
+    """
+    if isinstance(job, dict):
+        is_answer = "job" in job and not any(key in job for keys in _KEYS.values() for key in keys)
+        if not is_answer:
+            return job
+        inner = job["job"]
+    elif _is_message(job) and not hasattr(job, "current_state") and hasattr(job, "job"):
+        inner = job.job if "job" in job else None
+    else:
+        return job
+    if inner is None or (isinstance(inner, dict) and not inner):
+        msg = "a launch answer without a job (a dry run launches none): there is no job to track"
+        raise PayloadError(
+            machine,
+            action,
+            [("job", msg, job)],
+            hint="Track the job of a launch that was not a dry run (validateOnly unset).",
+        )
+    if isinstance(inner, dict) or (_is_message(inner) and hasattr(inner, "current_state")):
+        return inner
+    msg = "the launch answer's job is not a Job (a REST Job dict or a dataflow_v1beta3.Job)"
+    raise PayloadError(machine, action, [("job.job", msg, inner)])
+
+
+def read_job(job: Any, machine: str, action: str = "sync") -> JobFields:
     """Read a ``Job`` message or REST JSON into :class:`JobFields`, validating every value.
+
+    A launch answer (``LaunchTemplateResponse`` / ``LaunchFlexTemplateResponse``, or its REST
+    JSON ``{"job": {...}}``) is read as the job it carries (spec §6.2).
 
     State names are read from the raw JSON, never through ``Job.from_json(...,
     ignore_unknown_fields=True)``, which silently turns an unknown name into UNKNOWN.
 
     Raises:
-        PayloadError: an unknown state or job type, or a malformed time.
+        PayloadError: an unknown state or job type, a malformed time or id, or a launch
+            answer without a job.
     """
-    raw = _raw_fields(job, machine)
+    raw = _raw_fields(job, machine, action)
     values: dict[str, Any] = {}
     for field, value in raw.items():
+        camel = _KEYS[field][0]
         if field in ("current_state", "requested_state"):
-            state = parse_state(value, machine, "sync", field)
+            state = parse_state(value, machine, action, camel)
             if state != "unknown":  # 0 / UNKNOWN carries no information.
                 values[field] = state if field == "current_state" else api_name(state)
         elif field == "job_type":
             job_type = parse_job_type(value)
             if job_type is None:
                 msg = f"unknown job type; expected one of {', '.join(JOB_TYPE_NAMES.values())}"
-                raise PayloadError(machine, "sync", [("type", msg, value)])
+                raise PayloadError(machine, action, [("type", msg, value)])
             values[field] = job_type
         elif field == "current_state_time":
             try:
                 values[field] = _TIME.validate_python(value)
             except ValidationError:
                 msg = "not an RFC 3339 timestamp with a zone"
-                raise PayloadError(machine, "sync", [("currentStateTime", msg, value)]) from None
+                raise PayloadError(machine, action, [(camel, msg, value)]) from None
+        elif isinstance(value, str):
+            values[field] = value
         else:
-            values[field] = str(value)
+            raise PayloadError(machine, action, [(camel, "must be a string", value)])
     return JobFields(**values)
 
 

@@ -20,22 +20,36 @@ Two rule sets: ``DataflowJob`` (``dataflow-job``) enforces exactly T1-T22; the o
 set (``ObservedDataflowJob``, ``dataflow-job-observed``) adds the edges seen in practice
 (O1-O3, and PENDING -> CANCELLED from open question 1). The extra edges are declared once,
 guarded by ``observed_rules``, so both classes share one transition table.
+
+The second revision of the specification (§6) adds three rules, kept here:
+
+- §6.1 one rule for requests: :meth:`DataflowJob.request`, :meth:`DataflowJob.update_request`
+  (the client's ``UpdateJobRequest``) and :meth:`DataflowJob.update_body` (the REST body)
+  refuse the same requests with the same message, through one check; a force cancel is
+  allowed only after a regular cancel.
+- §6.2 which polls belong to the job: a ``Job`` with another id is refused, launch answers
+  are unwrapped, a poll older than the recorded ``currentStateTime`` is stale and ignored.
+- §6.3 following a replacement: :meth:`DataflowJob.replaced_by`.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from lifecyclekit import Lifecycle, PayloadError, State, registry
+from lifecyclekit import Clock, Lifecycle, PayloadError, State, TransitionRejected, registry
 
 from ._api import (
+    FORCE_CANCEL_LABEL,
     JOB_STATE_NAMES,
     REQUESTABLE,
     JobFields,
+    JobStateName,
+    JobTypeName,
     api_name,
     dataflow_client,
     parse_job_type,
@@ -45,25 +59,6 @@ from ._api import (
 from ._spec import PROVENANCE
 
 __all__ = ["DataflowJob", "DataflowJobContext", "JobChange", "ObservedDataflowJob"]
-
-JobTypeName = Literal["JOB_TYPE_UNKNOWN", "JOB_TYPE_BATCH", "JOB_TYPE_STREAMING"]
-JobStateName = Literal[
-    "JOB_STATE_UNKNOWN",
-    "JOB_STATE_STOPPED",
-    "JOB_STATE_RUNNING",
-    "JOB_STATE_DONE",
-    "JOB_STATE_FAILED",
-    "JOB_STATE_CANCELLED",
-    "JOB_STATE_UPDATED",
-    "JOB_STATE_DRAINING",
-    "JOB_STATE_DRAINED",
-    "JOB_STATE_PENDING",
-    "JOB_STATE_CANCELLING",
-    "JOB_STATE_QUEUED",
-    "JOB_STATE_RESOURCE_CLEANING_UP",
-    "JOB_STATE_PAUSING",
-    "JOB_STATE_PAUSED",
-]
 
 # Requests that name what is already true or already under way: recorded, nothing fires.
 _ALREADY = {
@@ -139,7 +134,7 @@ def _first_observations(unknown: State, *targets: State) -> Any:
 
 
 @registry.register("dataflow-job")
-class DataflowJob(Lifecycle):
+class DataflowJob(Lifecycle[DataflowJobContext]):
     """A Dataflow job, as its monitor sees it: service-reported changes and user requests.
 
     Drive it with :meth:`observe` (a state the service reports), :meth:`request` (an
@@ -292,7 +287,17 @@ class DataflowJob(Lifecycle):
                 (and user-driven ones whose request is on record), recording the missed ones
                 with ``inferred=True``.
 
-        Observing the current state again changes nothing.
+        Observing the current state again fires nothing; a newer ``at`` is recorded as its
+        time (after ``request("JOB_STATE_DRAINED")`` the service's DRAINING time replaces
+        the RUNNING one).
+
+        A report older than the recorded ``current_state_time`` is stale and ignored: nothing
+        changes (:meth:`sync` says so with its return value). Decision (spec §6.2: a stale
+        poll "is ignored or refused, never applied, and the recorded time never moves
+        backwards"): ignored, not refused, because Beam Java documents the service returning
+        stale state after cancels, so a poll loop (or out-of-order job events) meets it in
+        normal operation. Equal times are not stale ("Equal times are not stale"); a report
+        without a time cannot be judged and is applied.
 
         Raises:
             PayloadError: the state is not a JobState (unknown name or number).
@@ -301,7 +306,11 @@ class DataflowJob(Lifecycle):
         name = type(self).__name__
         target = parse_state(state, name, "observe")
         when = _aware(at, name, "observe")
+        if self._is_stale(when):
+            return
         if target == self.state:
+            if when is not None:
+                self.context.current_state_time = when
             return
         path = self._path_to(target, infer)
         with self.atomic():
@@ -310,6 +319,11 @@ class DataflowJob(Lifecycle):
                     self.send(event, via="observe", value=api_name(target))
             if when is not None:
                 self.context.current_state_time = when
+
+    def _is_stale(self, when: datetime | None) -> bool:
+        """The service time ``when`` is strictly older than the one on record (spec §6.2)."""
+        recorded = self.context.current_state_time
+        return when is not None and recorded is not None and when < recorded
 
     def _path_to(self, target: str, infer: bool) -> list[tuple[str, bool]]:
         current = self.state
@@ -379,12 +393,33 @@ class DataflowJob(Lifecycle):
         ``done``; STOPPED <-> RUNNING. Asking for what is already true or under way records
         the request and changes no state.
 
+        :meth:`update_request` and :meth:`update_body` refuse exactly what this refuses,
+        with the same message (spec §6.1): the three share one check.
+
         Raises:
             PayloadError: not a requestable value (FAILED, UPDATED, PENDING ... are
                 service-only), or not a JobState at all.
             TransitionNotAllowed: the job has terminated (the message says "has terminated
                 in state JOB_STATE_<X>"), is not yet observed, or the request does not apply
-                in its state.
+                in its state (a drain of a batch job, say).
+        """
+        value, event = self._check_request(requested_state)
+        if event is None:
+            self.context.requested_state = value
+            return
+        with self.atomic():
+            self.send(event, via="request", value=value)
+            self.context.requested_state = value
+
+    def _check_request(
+        self, requested_state: Any, force: Any = False
+    ) -> tuple[JobStateName, str | None]:
+        """The one rule for requests (spec §6.1), shared by :meth:`request`,
+        :meth:`update_request` and :meth:`update_body`; it changes nothing.
+
+        Returns:
+            The requested JobState name, and the event the request fires (``None`` when it
+            names what is already true or under way).
         """
         name = type(self).__name__
         value = api_name(parse_state(requested_state, name, "request"))
@@ -394,6 +429,16 @@ class DataflowJob(Lifecycle):
                 "request",
                 [("requested_state", f"{value} can only be set by the Dataflow service", value)],
                 hint=f"Requestable states: {', '.join(sorted(REQUESTABLE))}.",
+            )
+        if not isinstance(force, bool):
+            raise PayloadError(name, "request", [("force", "must be True or False", force)])
+        if force and value != "JOB_STATE_CANCELLED":
+            problem = f"only a cancel can be forced, not a request for {value}"
+            raise PayloadError(
+                name,
+                "request",
+                [("force", problem, force)],
+                hint="Pass force=True with JOB_STATE_CANCELLED only.",
             )
         action = f"request {value} for"
         if self.is_finished:
@@ -405,12 +450,32 @@ class DataflowJob(Lifecycle):
         if self.state == "unknown":
             reason = "the job's state is not known yet; observe or sync the job first."
             raise self.rejection(action, reason)
-        if (self.state, value) not in _ALREADY:
-            with self.atomic():
-                self.send(_REQUEST_EVENT[value], via="request", value=value)
-                self.context.requested_state = value
-        else:
-            self.context.requested_state = value
+        if force and not self._regular_cancel_requested():
+            reason = (
+                "no regular cancel was requested ('Before force canceling, you must first "
+                "attempt a regular cancel'). Request JOB_STATE_CANCELLED without force first; "
+                "force only a cancel that is stuck."
+            )
+            action = "force-cancel"
+            raise self.rejection(action, reason)
+        if (self.state, value) in _ALREADY:
+            return value, None
+        event = _REQUEST_EVENT[value]
+        explanation = self.explain(event, via="request", value=value)
+        if not explanation.allowed:
+            raise TransitionRejected(explanation, set(self.configuration))
+        return value, event
+
+    def _regular_cancel_requested(self) -> bool:
+        """A regular cancel is on record, the condition of a force cancel (spec §6.1).
+
+        Decision ("allowed only after a regular cancel was requested"; [stop-doc] "Before
+        force canceling, you must first attempt a regular cancel"): the last request on
+        record is ``JOB_STATE_CANCELLED`` (from :meth:`request`, or a ``requestedState``
+        learned by :meth:`sync`), or the job is in CANCELLING, which the service enters only
+        for a job that "has been explicitly cancelled" (T12).
+        """
+        return self.context.requested_state == "JOB_STATE_CANCELLED" or self.state == "cancelling"
 
     def replace_with(self, new_job_id: str) -> None:
         """Record that a replacement job (a CreateJob with ``replaceJobId``) took over.
@@ -427,6 +492,9 @@ class DataflowJob(Lifecycle):
             raise PayloadError(
                 name, "replace_with", [("new_job_id", "must be a non-empty job id", new_job_id)]
             )
+        if new_job_id == self.context.job_id:
+            problem = "is this job's own id; a replacement job has an id of its own"
+            raise PayloadError(name, "replace_with", [("new_job_id", problem, new_job_id)])
         if self.is_finished:
             reason = f"the job has terminated in state {self.state_value}."
             raise self.rejection(action="replace", reason=reason)
@@ -435,42 +503,137 @@ class DataflowJob(Lifecycle):
                       replaced_by_job_id=new_job_id)  # fmt: skip
             self.context.replaced_by_job_id = new_job_id
 
+    def replaced_by(
+        self, *, clock: Clock | None = None, listeners: Iterable[object] | None = None
+    ) -> Self:
+        """A new tracker for the job that replaced this one (spec §6.3).
+
+        Like Beam Java's ``DataflowPipelineJob.getReplacedByJob()``: only a job in
+        JOB_STATE_UPDATED has a successor, named by ``replacedByJobId``. The new tracker is of
+        this tracker's class, not yet observed (``unknown``), with ``job_id`` the successor's
+        id, ``replace_job_id`` this job's id (linked both ways), and this job's type, name,
+        project and location ([update-doc]: the replacement "launches ... while retaining the
+        same job name"; updating applies to streaming jobs only).
+
+        Args:
+            clock: the new tracker's clock (default: the system clock).
+            listeners: python-statemachine listeners for the new tracker.
+
+        Raises:
+            TransitionNotAllowed: the job is not in JOB_STATE_UPDATED, or its successor's id
+                (or its own, to point back to) is not known; nothing changes.
+        """
+        action = "follow the replacement of"
+        context = self.context
+        if self.state != "updated":
+            reason = (
+                "only a job in JOB_STATE_UPDATED has been replaced. Call replace_with(new_job_id) "
+                "or sync a Job reporting JOB_STATE_UPDATED first."
+            )
+            raise self.rejection(action, reason)
+        if context.replaced_by_job_id is None:
+            reason = "the successor's id is not known; sync a Job carrying replacedByJobId first."
+            raise self.rejection(action, reason)
+        if context.job_id is None:
+            reason = (
+                "this job's own id is not known, so the successor's replace_job_id could not "
+                "point back to it; build the tracker with job_id=... or from_job(...)."
+            )
+            raise self.rejection(action, reason)
+        fields = {
+            "job_id": context.replaced_by_job_id,
+            "replace_job_id": context.job_id,
+            "job_type": context.job_type,
+            "name": context.name,
+            "project_id": context.project_id,
+            "location": context.location,
+        }
+        return type(self)(clock=clock, listeners=listeners, **fields)
+
     # -- the Google client -------------------------------------------------------------------
 
     @classmethod
-    def from_job(cls, job: Any, *, infer: bool = False, **kwargs: Any) -> DataflowJob:
+    def from_job(cls, job: Any, *, infer: bool = False, **kwargs: Any) -> Self:
         """A tracker for a ``dataflow_v1beta3.Job`` message or a REST JSON ``Job`` (a dict in
         camelCase, or its JSON text), synced to its current state.
 
+        A launch answer (``LaunchTemplateResponse`` / ``LaunchFlexTemplateResponse`` or its
+        JSON ``{"job": {...}}``) is read as the job it carries. Decision (spec §6.2: a launch
+        answer "never yields a tracker with no id"): a ``Job`` without an id is refused
+        unless ``job_id=`` is given, since the service sets the id on every job it creates.
+
+        Args:
+            job: the ``Job`` (or launch answer).
+            infer: passed to :meth:`sync`.
+            **kwargs: ``clock``, ``listeners`` and context fields; a ``job_id`` must agree
+                with the job's id. Fields the job carries fill in those not given.
+
         Raises:
-            PayloadError: an unknown state name or number in the job.
+            PayloadError: an unknown state name or number in the job, a launch answer
+                without a job, no id at all, or a ``job_id=`` that is not the job's.
         """
-        fields = read_job(job, cls.__name__)
-        context = {
-            "job_id": fields.id,
-            "name": fields.name,
-            "project_id": fields.project_id,
-            "location": fields.location,
-            "replace_job_id": fields.replace_job_id,
-        }
-        tracker = cls(**{k: v for k, v in context.items() if v is not None}, **kwargs)
-        tracker._apply(fields, infer)
+        fields = read_job(job, cls.__name__, "from_job")
+        if fields.id is None and kwargs.get("job_id") is None:
+            msg = "the Job has no id, so its tracker could not tell its polls from another job's"
+            raise PayloadError(
+                cls.__name__,
+                "from_job",
+                [("id", msg, job)],
+                hint="Pass the Job the service returned (it always carries its id), or give "
+                "job_id=... .",
+            )
+        tracker = cls(**kwargs)
+        tracker._apply(fields, infer, "from_job")
         return tracker
 
-    def sync(self, job: Any, infer: bool = False) -> None:
+    def sync(self, job: Any, infer: bool = False) -> bool:
         """Observe what a ``Job`` message or REST JSON says: ``currentState`` (at
         ``currentStateTime``), ``requestedState``, ``replacedByJobId`` and, while still
-        unknown, ``type``. A missing field is no information and changes nothing.
+        unknown, ``type`` and the job's id, name, project and location. A missing field is no
+        information and changes nothing. A launch answer is read as the job it carries.
+
+        Which polls belong to the job (spec §6.2): one with another job's id is refused
+        (``Job.id`` "is immutable for the life of the job"); one whose ``currentStateTime``
+        is older than the recorded time is stale and ignored as a whole, its
+        ``requestedState`` included (see :meth:`observe` for why it is ignored, not refused),
+        and the return value says so.
+
+        Returns:
+            ``False`` when the poll was stale and ignored (nothing changed), else ``True``.
 
         Raises:
-            PayloadError: an unknown state name or number (reported before any state check).
+            PayloadError: an unknown state name or number (reported before any state check),
+                another job's id, or a launch answer without a job.
             TransitionNotAllowed: the reported state is not a legal change; nothing changes.
         """
-        self._apply(read_job(job, type(self).__name__), infer)
+        return self._apply(read_job(job, type(self).__name__), infer, "sync")
 
-    def _apply(self, fields: JobFields, infer: bool) -> None:
+    def _apply(self, fields: JobFields, infer: bool, action: str) -> bool:
+        context = self.context
+        if fields.id is not None and context.job_id is not None and fields.id != context.job_id:
+            problem = (
+                f"this Job is job {fields.id!r}, but this tracker follows job "
+                f"{context.job_id!r}; a job's id never changes"
+            )
+            raise PayloadError(
+                type(self).__name__,
+                action,
+                [("id", problem, fields.id)],
+                hint="Give each job its own tracker (a replacement job's: replaced_by()).",
+            )
+        if self._is_stale(fields.current_state_time):
+            return False
         with self.atomic():
-            context = self.context
+            learned = {
+                "job_id": fields.id,
+                "name": fields.name,
+                "project_id": fields.project_id,
+                "location": fields.location,
+                "replace_job_id": fields.replace_job_id,
+            }
+            for field, value in learned.items():
+                if value is not None and getattr(context, field) is None:
+                    setattr(context, field, value)
             if fields.job_type not in (None, "JOB_TYPE_UNKNOWN") and (
                 context.job_type == "JOB_TYPE_UNKNOWN"
             ):
@@ -481,19 +644,74 @@ class DataflowJob(Lifecycle):
                 context.replaced_by_job_id = fields.replaced_by_job_id
             if fields.current_state is not None:
                 self.observe(fields.current_state, at=fields.current_state_time, infer=infer)
+        return True
 
-    def update_request(self, requested_state: Any) -> Any:
+    def update_body(self, requested_state: Any, *, force: bool = False) -> dict[str, Any]:
+        """The REST body (a ``Job``) of the ``UpdateJob`` call asking for ``requested_state``:
+        ``PUT https://dataflow.googleapis.com/v1b3/projects/{projectId}/locations/{location}/
+        jobs/{jobId}``. Needs no client library. It does not change this tracker: call
+        :meth:`request` once the service accepted it.
+
+        Args:
+            requested_state: the ``requestedState``, in any spelling :meth:`request` accepts.
+            force: a force cancel (``JOB_STATE_CANCELLED`` only): adds the label
+                ``force_cancel_job=true`` to the body's ``labels``, as ``gcloud dataflow jobs
+                cancel --force`` does (spec §2.1, §6.1).
+
+        Raises:
+            PayloadError: as :meth:`request`, or ``force`` with another state.
+            TransitionNotAllowed: as :meth:`request` (same message), or ``force`` before a
+                regular cancel was requested.
+        """
+        value, _ = self._check_request(requested_state, force)
+        body: dict[str, Any] = {"requestedState": value}
+        if force:
+            body["labels"] = dict([FORCE_CANCEL_LABEL])
+        return body
+
+    def update_request(self, requested_state: Any, *, force: bool = False) -> Any:
         """A ``dataflow_v1beta3.UpdateJobRequest`` asking the service for ``requested_state``
         (needs ``pip install 'lifecyclekit[dataflow]'``). It does not change this tracker:
-        call :meth:`request` once the service accepted it."""
+        call :meth:`request` once the service accepted it.
+
+        The request's ``job`` carries ``requested_state`` and, for a force cancel, the label
+        ``force_cancel_job=true`` in its ``labels``; ``update_mask`` stays empty, as in
+        gcloud's ``Cancel(force=True)`` (spec §2.1, §6.1).
+
+        Args:
+            requested_state: the ``requestedState``, in any spelling :meth:`request` accepts.
+            force: a force cancel, allowed only after a regular cancel was requested.
+
+        Raises:
+            MissingDependency: ``google-cloud-dataflow-client`` is not installed.
+            PayloadError: as :meth:`request`, ``force`` with another state, or the tracker
+                does not know its job's ``job_id`` or ``project_id`` (the request's path).
+            TransitionNotAllowed: as :meth:`request` (same message), or ``force`` before a
+                regular cancel was requested.
+        """
         client = dataflow_client()
-        value = api_name(parse_state(requested_state, type(self).__name__, "request"))
+        value, _ = self._check_request(requested_state, force)
         context = self.context
+        missing = [
+            (field, "not known, so the request could not name its job", None)
+            for field in ("job_id", "project_id")
+            if getattr(context, field) is None
+        ]
+        if missing:
+            raise PayloadError(
+                type(self).__name__,
+                "update_request",
+                missing,
+                hint="Build the tracker with from_job(...) or job_id=..., project_id=... .",
+            )
         return client.UpdateJobRequest(
-            project_id=context.project_id or "",
+            project_id=context.project_id,
             location=context.location or "",
-            job_id=context.job_id or "",
-            job=client.Job(requested_state=client.JobState[value]),
+            job_id=context.job_id,
+            job=client.Job(
+                requested_state=client.JobState[value],
+                labels=dict([FORCE_CANCEL_LABEL]) if force else {},
+            ),
         )
 
 

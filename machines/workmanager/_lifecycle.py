@@ -13,10 +13,13 @@ from uuid import UUID
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from lifecyclekit import Because, Provenance, State
+from lifecyclekit import Because, PayloadError, Provenance, State
 
 from .model import (
+    LATEST_INSTANT,
+    MIN_PERIODIC_INTERVAL,
     DeviceConditions,
+    OutOfQuotaPolicy,
     Periodicity,
     StopReason,
     WorkData,
@@ -55,7 +58,7 @@ class OutputPayload(BaseModel):
     output: WorkData = Field(default_factory=dict)
 
 
-def _stoppable(value: Any) -> StopReason:
+def _stoppable(value: Any) -> StopReason | int:
     reason = StopReason.parse(value)
     if reason is StopReason.NOT_STOPPED:
         msg = "NOT_STOPPED (-256) means the work was not stopped; give the reason it was"
@@ -64,11 +67,15 @@ def _stoppable(value: Any) -> StopReason:
 
 
 class StopPayload(BaseModel):
-    """``stop(reason=...)``: why the system stopped a running worker (spec §2.4, Q9)."""
+    """``stop(reason=...)``: why the system stopped a running worker (spec §2.4, §10.1).
+
+    A named :class:`StopReason` but NOT_STOPPED, or any JobScheduler reason (an int >= 0);
+    the ranges WorkManager reserves are refused (see :meth:`StopReason.parse`).
+    """
 
     model_config = _FROZEN
 
-    reason: Annotated[StopReason, BeforeValidator(_stoppable)]
+    reason: Annotated[StopReason | int, BeforeValidator(_stoppable)]
 
 
 class PrerequisitePayload(BaseModel):
@@ -122,6 +129,31 @@ class WorkBehaviour:
         unmet = self.context.constraints.unmet(conditions) if conditions is not None else []
         return Because(not unmet, "; ".join(unmet) or "all constraints met")
 
+    def quota_allows(self, conditions: DeviceConditions | None = None) -> Because:
+        """Expedited work with DROP_WORK_REQUEST does not run without expedited quota (§10.4).
+
+        Decision (spec §10.4: "which final state WorkManager records for a dropped request is
+        not documented: decide, say so in the code"): the start is refused and the work stays
+        ENQUEUED. That is what androidx's code records: ``SystemJobScheduler.scheduleInternal``
+        retries a refused expedited job as ordinary work only for
+        RUN_AS_NON_EXPEDITED_WORK_REQUEST and otherwise just logs, changing nothing in the
+        database (rule R1, code over docs). RUN_AS_NON_EXPEDITED_WORK_REQUEST runs as ordinary
+        work, so its start is allowed.
+        """
+        spec = self.context
+        if (
+            conditions is None
+            or conditions.expedited_quota
+            or not spec.expedited
+            or spec.out_of_quota_policy is not OutOfQuotaPolicy.DROP_WORK_REQUEST
+        ):
+            return Because(True, "")
+        return Because(
+            False,
+            "no expedited quota left (expedited_quota=False) and out_of_quota_policy is "
+            "DROP_WORK_REQUEST: WorkManager drops this run; the work stays ENQUEUED",
+        )
+
     def is_due(self) -> Because:
         """The initial delay, backoff or period has elapsed (spec §3.3)."""
         due = self.next_run_time()
@@ -142,7 +174,7 @@ class WorkBehaviour:
         self.context.last_enqueue_time = self.now()
         self.context.stop_reason = StopReason.NOT_STOPPED
 
-    def _stopped(self, reason: StopReason) -> None:
+    def _stopped(self, reason: StopReason | int) -> None:
         """W5/W6/P5: the enqueue time is kept unless backoff applies to interruptions."""
         self.context.stop_reason = reason
         if self.context.backoff_on_system_interruptions:
@@ -157,12 +189,40 @@ class WorkBehaviour:
 
     # -- schedule ----------------------------------------------------------------------------
 
+    def _enqueue_checks(self) -> None:
+        """V6 when the work is enqueued: no delay may, counted from the clock's now, put a
+        run past the last instant a date holds (spec §7.2, §10.7).
+
+        Raises:
+            PayloadError: naming the field, with WorkManager's message.
+        """
+        problems = self.context.schedule_overflow(self.now())
+        if problems:
+            raise PayloadError(type(self).__name__, "context", problems)
+
     def next_run_time(self) -> datetime | None:
-        """``calculateNextRunTime`` (spec §3.3), for a work in ENQUEUED."""
+        """``calculateNextRunTime`` (spec §3.3), for a work in ENQUEUED.
+
+        Decision (§10.7: a schedule that would overflow a date is refused when the request is
+        built): every delay is checked then, so a later sum can overflow only with a clock
+        within a backoff or an interval of the year 10000; such a time reads as the last
+        instant a ``datetime`` holds, never as an ``OverflowError``.
+        """
+        try:
+            return self._next_run_time()
+        except OverflowError:
+            return LATEST_INSTANT
+
+    def _next_run_time(self) -> datetime | None:
         spec = self.context
         last: datetime | None = spec.last_enqueue_time
         if last is None:
             return None
+        override: datetime | None = getattr(spec, "next_schedule_time_override", None)
+        if override is not None:  # branch 1: periodic work only (one-time has no override)
+            if spec.period_count == 0:
+                return override
+            return max(override, last + MIN_PERIODIC_INTERVAL)
         if spec.run_attempt_count > 0:
             return spec.backoff.next_run_at(last, spec.run_attempt_count)  # type: ignore[no-any-return]
         if not self.periodic:
@@ -193,4 +253,6 @@ class WorkBehaviour:
             if self.periodic
             else None,
             constraints=spec.constraints,
+            expedited=spec.expedited,
+            out_of_quota_policy=spec.out_of_quota_policy,
         )

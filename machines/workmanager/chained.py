@@ -37,7 +37,7 @@ _C3_UNFINISHED = row("C3", "Any non-CANCELLED unfinished dependent fails.", "gra
 
 
 @registry.register("chained-work")
-class ChainedWork(OneTimeWorkEffects, Lifecycle):
+class ChainedWork(OneTimeWorkEffects, Lifecycle[WorkSpec]):
     """A one-time work with prerequisites: ``prerequisites={id: state, ...}`` at creation."""
 
     Context = WorkSpec
@@ -62,7 +62,7 @@ class ChainedWork(OneTimeWorkEffects, Lifecycle):
         | enqueued.to(cancelled, on="_note_cancel")
         | running.to(cancelled, on="_note_cancel")
     )
-    start = enqueued.to(running, cond=["constraints_met", "is_due"], on="_began")
+    start = enqueued.to(running, cond=["constraints_met", "is_due", "quota_allows"], on="_began")
     succeed = running.to(succeeded, on="_succeeded")
     fail = running.to(failed, on="_failed")
     retry = running.to(enqueued, on="_retried")
@@ -117,6 +117,8 @@ class ChainedWork(OneTimeWorkEffects, Lifecycle):
             start_value = initial_state_for(context.prerequisites).value
             kwargs = {**own, "context": context}
         super().__init__(start_value=start_value, **kwargs)
+        if start_value is not None:
+            self._enqueue_checks()  # its delays count from unblocking, later still
         if self.state == "enqueued" and self.context.last_enqueue_time is None:
             self.context.last_enqueue_time = self.now()
 

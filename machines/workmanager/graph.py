@@ -38,6 +38,7 @@ from .model import (
     WorkRequest,
     WorkResult,
     WorkState,
+    check_content_uri_trigger_limit,
 )
 from .one_time import OneTimeWork
 from .periodic import PeriodicWork
@@ -45,10 +46,6 @@ from .periodic import PeriodicWork
 __all__ = ["JOIN_WORKER", "UnknownWork", "WorkContinuation", "WorkGraph", "WorkGraphError"]
 
 _UNFINISHED = (WorkState.ENQUEUED, WorkState.RUNNING, WorkState.BLOCKED)
-_REQUEST_FIELDS = (
-    "worker", "input", "tags", "constraints", "initial_delay", "backoff_policy",
-    "backoff_delay", "backoff_on_system_interruptions",
-)  # fmt: skip
 
 
 class WorkGraph:
@@ -106,6 +103,7 @@ class WorkGraph:
             msg = "enqueue needs at least one WorkRequest."
             raise WorkGraphError(msg)
         self._check_new([r.id for r in requests])
+        check_content_uri_trigger_limit(self._works.values(), requests)
         with self._transaction():
             for request in requests:
                 self._insert(request, [], None)
@@ -126,6 +124,8 @@ class WorkGraph:
             msg = "enqueue_unique_periodic_work takes a PeriodicWorkRequest."
             raise WorkGraphError(msg)
         self._check_new([request.id])
+        request.check_unique_policy(policy)
+        check_content_uri_trigger_limit(self._works.values(), [request], policy)
         with self._transaction():
             if policy is ExistingPeriodicWorkPolicy.UPDATE:
                 self._update_periodic(name, request)
@@ -167,6 +167,9 @@ class WorkGraph:
             msg = f"WorkContinuation has cycles ({', '.join(map(str, ids))})"
             raise WorkGraphError(msg)
         self._check_new(ids)
+        check_content_uri_trigger_limit(
+            self._works.values(), (r for s in steps for r in s.requests)
+        )
         with self._transaction():
             for step in steps:
                 prerequisites = [i for parent in step.parents for i in parent.ids]
@@ -358,15 +361,7 @@ class WorkGraph:
     def _update(self, work: Lifecycle, request: WorkRequest | PeriodicWorkRequest) -> None:
         """The new request's fields, with state, counts and enqueue time preserved (§6.3)."""
         self._touch(work.context.id)
-        spec = work.context
-        fields = [*_REQUEST_FIELDS]
-        if isinstance(request, PeriodicWorkRequest):
-            fields += ["repeat_interval", "flex_interval"]
-        else:
-            fields.append("input_merger")
-        data = spec.model_dump() | {f: getattr(request, f) for f in fields}
-        data["generation"] = spec.generation + 1
-        work.context = type(spec).model_validate(data)
+        work.context = work.context.updated_by(request)
 
     # -- propagation -------------------------------------------------------------------------
 

@@ -58,8 +58,9 @@ _W4 = row(
 
 ONE_TIME_PROVENANCE = {
     ("start", "enqueued", "running"): row(
-        "W1", "Guard: constraints met and now >= nextScheduleTime; runAttemptCount += 1, "
-        "stopReason = NOT_STOPPED ([ww] trySetRunning).", "system"
+        "W1", "Guard: constraints met and now >= nextScheduleTime (expedited work with "
+        "DROP_WORK_REQUEST also needs quota, §10.4); runAttemptCount += 1, stopReason = "
+        "NOT_STOPPED ([ww] trySetRunning).", "system"
     ),
     ("succeed", "running", "succeeded"): _W2,
     ("finish", "running", "succeeded"): _W2,
@@ -85,7 +86,7 @@ ONE_TIME_PROVENANCE = {
 
 
 @registry.register("one-time-work")
-class OneTimeWork(OneTimeWorkEffects, Lifecycle):
+class OneTimeWork(OneTimeWorkEffects, Lifecycle[WorkSpec]):
     """A one-time work request, as WorkManager runs it.
 
     ``registry.create("one-time-work", worker="Upload", input={...}, constraints=...,
@@ -100,7 +101,7 @@ class OneTimeWork(OneTimeWorkEffects, Lifecycle):
     failed = State(value="FAILED", final=True)
     cancelled = State(value="CANCELLED", final=True)
 
-    start = enqueued.to(running, cond=["constraints_met", "is_due"], on="_began")
+    start = enqueued.to(running, cond=["constraints_met", "is_due", "quota_allows"], on="_began")
     succeed = running.to(succeeded, on="_succeeded")
     fail = running.to(failed, on="_failed")
     retry = running.to(enqueued, on="_retried")
@@ -116,4 +117,5 @@ class OneTimeWork(OneTimeWorkEffects, Lifecycle):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if self.context.last_enqueue_time is None and self.state == "enqueued":
+            self._enqueue_checks()
             self.context.last_enqueue_time = self.now()  # enqueue (spec §2.1)

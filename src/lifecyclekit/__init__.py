@@ -11,6 +11,7 @@ from statemachine import Event, State
 from statemachine.exceptions import TransitionNotAllowed
 
 from lifecyclekit.errors import (
+    AppImportError,
     DefinitionError,
     DiagramError,
     LifecycleError,
@@ -32,6 +33,7 @@ from lifecyclekit.transitions import GuardRef, Provenance, TransitionInfo
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "AppImportError",
     "Because",
     "Candidate",
     "Clock",

@@ -7,7 +7,7 @@ payload and provenance tables, and builds the per-class lookups the engine hooks
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, cast, get_args, get_origin
 
 from pydantic import BaseModel
 
@@ -39,6 +39,11 @@ class LifecycleMeta(StateMachineMetaclass):
                 "event with no transition must raise. Remove the attribute."
             )
             raise DefinitionError(msg)
+        if "lifecycle_name" not in attrs:
+            # A registry name belongs to the class registered under it, never to subclasses:
+            # an application's subclass is stored and reloaded as itself, not as its base.
+            lifecycle.lifecycle_name = None
+        _context_from_type_argument(name, lifecycle, attrs)
         _check_context(name, lifecycle.Context)
         declared: dict[str, type[BaseModel]] = {}
         for klass in reversed(cls.__mro__):
@@ -76,6 +81,27 @@ def _check_provenance(
             msg = f"{name}.provenance[{key!r}] must be a lifecyclekit.Provenance, got {value!r}."
             raise DefinitionError(msg)
     return dict(table)
+
+
+def _context_from_type_argument(name: str, cls: type[Lifecycle], attrs: dict[str, Any]) -> None:
+    """``class Build(Lifecycle[BuildContext])`` declares ``Context = BuildContext``."""
+    arguments = [
+        arg
+        for base in attrs.get("__orig_bases__", ())
+        for arg in get_args(base)
+        if isinstance(get_origin(base), LifecycleMeta)
+    ]
+    models = [arg for arg in arguments if isinstance(arg, type) and issubclass(arg, BaseModel)]
+    if not models:
+        return
+    declared = attrs.get("Context")
+    if declared is not None and declared is not models[0]:
+        msg = (
+            f"{name} is Lifecycle[{models[0].__name__}] but sets Context = "
+            f"{getattr(declared, '__name__', declared)!r}; keep one of the two."
+        )
+        raise DefinitionError(msg)
+    cls.Context = models[0]
 
 
 def _check_context(name: str, context: object) -> None:

@@ -5,18 +5,19 @@ with no path to a final state. ``check`` reports what it does not see: those thr
 documents (which ``statemachine.io.load`` accepts unchecked) and for classes built with the
 validation flags off; guard names that resolve to nothing; events no reachable state accepts;
 payload or context models without a JSON Schema; transitions without provenance in a
-lifecycle that declares provenance; duplicate state values.
+lifecycle that declares provenance; duplicate state values; transitions to no state.
 """
 
 from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from lifecyclekit.errors import DefinitionError
 from lifecyclekit.lifecycle import Lifecycle
 
 __all__ = ["Finding", "check"]
@@ -60,9 +61,54 @@ def _from_class(cls: type[Lifecycle]) -> _Shape:
     return shape
 
 
+def _names(value: object) -> bool:
+    return isinstance(value, str) or (
+        isinstance(value, list) and all(isinstance(v, str) for v in value)
+    )
+
+
+def _parts(document: Mapping[str, Any]) -> Iterator[tuple[str, str, object, bool]]:
+    """Each part ``_from_document`` reads: where it is, what it must be, it, and whether it is."""
+    states = document.get("states", {})
+    yield "'states'", "a mapping of state ids", states, isinstance(states, Mapping)
+    for state_id, spec in states.items():
+        yield f"state {state_id!r}", "a mapping", spec, isinstance(spec, Mapping)
+        transitions = spec.get("transitions", [])
+        yield f"{state_id!r}'s transitions", "a list", transitions, isinstance(transitions, list)
+        for transition in transitions:
+            where = f"a transition of {state_id!r}"
+            yield where, "a mapping", transition, isinstance(transition, Mapping)
+            for key in ("cond", "unless"):
+                value = transition.get(key, [])
+                yield f"{key!r} of {where}", "a name or a list of names", value, _names(value)
+
+
+def _malformed(part: tuple[str, str, object]) -> DefinitionError:
+    where, expected, value = part
+    msg = (
+        f"Not a statechart document: {where} must be {expected}, got "
+        f"{type(value).__name__} {value!r:.60}. See lifecyclekit.export.to_document."
+    )
+    return DefinitionError(msg)
+
+
+def _check_shape(document: object) -> Mapping[str, Any]:
+    """The document, after checking the types ``_from_document`` reads.
+
+    Raises:
+        DefinitionError: a part has the wrong type (``states`` not a mapping, ...).
+    """
+    if not isinstance(document, Mapping):
+        raise _malformed(("the document", "a mapping", document))
+    wrong = next(((w, e, v) for w, e, v, ok in _parts(document) if not ok), None)
+    if wrong is not None:
+        raise _malformed(wrong)
+    return document
+
+
 def _from_document(document: Mapping[str, Any]) -> _Shape:
     shape = _Shape()
-    for state_id, spec in document.get("states", {}).items():
+    for state_id, spec in _check_shape(document).get("states", {}).items():
         shape.states.append(state_id)
         if spec.get("initial") in (True, "true", "yes", "on"):
             shape.initial = state_id
@@ -98,7 +144,11 @@ def _structure(shape: _Shape) -> list[Finding]:
     reaches_final: set[str] = set()
     for final in shape.final:
         reaches_final |= _reach(final, reversed_pairs)
-    findings = []
+    findings = [
+        Finding(code="LK009", subject=f"{event} {source}->{target}", message="targets no state")
+        for source, event, target, _ in shape.edges
+        if target not in shape.states
+    ]
     for state in shape.states:
         if state not in reachable:
             findings.append(
@@ -185,6 +235,10 @@ def check(
             writes it.
         guards: for a document, the guard names that will be bound; each other guard it
             names is reported. ``None`` (default): a document's guards are not checked.
+
+    Raises:
+        DefinitionError: ``target`` is neither a lifecycle class nor a document of the
+            right shape.
     """
     if isinstance(target, type) and issubclass(target, Lifecycle):
         shape = _from_class(target)

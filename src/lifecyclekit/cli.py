@@ -8,6 +8,7 @@ stderr and exit 1; usage errors exit 2 (click's own); no tracebacks for either.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -17,21 +18,42 @@ from typing import Any
 
 import click
 
-from lifecyclekit.errors import DiagramError, LifecycleError, MissingDependency, optional_import
+from lifecyclekit.errors import (
+    DefinitionError,
+    DiagramError,
+    LifecycleError,
+    MissingDependency,
+    optional_import,
+)
 from lifecyclekit.lifecycle import Lifecycle
-from lifecyclekit.registry import registry
+from lifecyclekit.registry import APP_ENV, import_apps, registry
 
 __all__ = ["main"]
 
 
+DEBUG_ENV = "LIFECYCLEKIT_DEBUG"
+"""Set it (to anything) to see the traceback of an unexpected error."""
+
+
 @contextmanager
 def _user_errors() -> Iterator[None]:
-    """Turn lifecyclekit's errors and unwritable paths into one line and exit status 1."""
+    """One line on stderr for any failure: exit 1 for what a user can fix (lifecyclekit's
+    errors, unreadable or unwritable paths), 3 for anything else, which is a bug of ours
+    (``LIFECYCLEKIT_DEBUG=1`` shows its traceback)."""
     try:
         yield
     except (LifecycleError, OSError, ValueError) as exc:
         click.echo(f"lifecyclekit: {exc}", err=True)
         sys.exit(1)
+    except Exception as exc:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        click.echo(
+            f"lifecyclekit: unexpected {type(exc).__name__}: {exc} (a bug in lifecyclekit: "
+            f"please report it with the output of {DEBUG_ENV}=1 and the same command)",
+            err=True,
+        )
+        sys.exit(3)
 
 
 def _write(content: str | bytes, output: str) -> None:
@@ -55,8 +77,18 @@ def _summary(cls: type[Lifecycle]) -> str:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lifecyclekit")
-def main() -> None:
+@click.option(
+    "--app",
+    "apps",
+    multiple=True,
+    metavar="MODULE",
+    help="Import an application module first, so the lifecycles it registers are known to "
+    f"every verb (repeatable; a module name or a .py path; env {APP_ENV}, comma-separated).",
+)
+def main(apps: tuple[str, ...]) -> None:
     """Model, drive, persist and draw the lifecycles of jobs and background work."""
+    with _user_errors():
+        import_apps([*apps, os.environ.get(APP_ENV, "")])
 
 
 @main.command("list")
@@ -104,12 +136,22 @@ def show(name: str) -> None:
     type=click.Choice(["mermaid", "dot", "svg", "png", "md"]),
 )  # fmt: skip
 @click.option("-o", "--output", default="-", show_default=True, help="File, or - for stdout.")
-def diagram(name: str, fmt: str, output: str) -> None:
-    """Draw NAME (mermaid, dot, svg, png or an md sheet)."""
+@click.option(
+    "--store",
+    "store_url",
+    help="Draw the stored instance NAME (an id) of this store, with its path numbered.",
+)
+def diagram(name: str, fmt: str, output: str, store_url: str | None) -> None:
+    """Draw the lifecycle NAME, or with --store the stored instance NAME and its path."""
     from lifecyclekit.diagrams import render
 
     with _user_errors():
-        _write(render(name, fmt), output)
+        if store_url is None:
+            _write(render(name, fmt), output)
+            return
+        with _open(store_url) as store:
+            instance = store.load(name)
+        _write(render(instance, fmt, path=True), output)
 
 
 @main.command()
@@ -127,18 +169,38 @@ def export(name: str, fmt: str, extras: bool, output: str) -> None:
 
 
 def _load_document(path: Path) -> dict[str, Any]:
-    text = path.read_text(encoding="utf-8")
-    if path.suffix in (".yaml", ".yml"):
-        yaml = optional_import("yaml", extra="yaml", feature="YAML documents")
-        data = yaml.safe_load(text)
-    else:
-        data = json.loads(text)
+    yaml_file = path.suffix in (".yaml", ".yml")
+    yaml = optional_import("yaml", extra="yaml", feature="YAML documents") if yaml_file else None
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text) if yaml is not None else json.loads(text)
+    except UnicodeDecodeError:
+        msg = f"{path}: not a text file (a statechart document is JSON or YAML text)"
+        raise DefinitionError(msg) from None
+    except ValueError as exc:  # json.JSONDecodeError
+        msg = f"{path}: not valid JSON: {exc}"
+        raise DefinitionError(msg) from None
+    except Exception as exc:  # yaml.YAMLError has no common base with the stdlib's errors
+        if yaml is None or not isinstance(exc, yaml.YAMLError):
+            raise
+        msg = f"{path}: not valid YAML: {exc}".replace("\n", " ")
+        raise DefinitionError(msg) from None
     if isinstance(data, dict) and "document" in data:
         data = data["document"]
     if not isinstance(data, dict):
-        msg = f"{path}: not a statechart document"
-        raise ValueError(msg)
+        msg = f"{path}: not a statechart document (a JSON or YAML mapping with 'states')"
+        raise DefinitionError(msg)
     return data
+
+
+def _check_file(path: Path) -> list[Any]:
+    from lifecyclekit.check import check as run_check
+
+    try:
+        return run_check(_load_document(path))
+    except DefinitionError as exc:
+        message = str(exc) if str(exc).startswith(f"{path}:") else f"{path}: {exc}"
+        raise DefinitionError(message) from None
 
 
 @main.command()
@@ -154,11 +216,7 @@ def check(targets: tuple[str, ...]) -> None:
     with _user_errors():
         for target in targets or tuple(registry.names()):
             path = Path(target)
-            subject = (
-                run_check(_load_document(path))
-                if path.is_file()
-                else run_check(registry.get(target))
-            )
+            subject = _check_file(path) if path.is_file() else run_check(registry.get(target))
             for finding in subject:
                 click.echo(f"{target}: {finding}")
             found += len(subject)

@@ -28,7 +28,8 @@ Format = Literal["mermaid", "dot", "svg", "png", "md"]
 FORMATS: tuple[Format, ...] = ("mermaid", "dot", "svg", "png", "md")
 
 _INSTALL_DOT = "apt-get install graphviz (Debian/Ubuntu) or brew install graphviz (macOS)"
-_PATH_STYLE = "stroke:#d9480f,stroke-width:3px"
+_PATH_COLOUR = "#d9480f"
+_PATH_STYLE = f"stroke:{_PATH_COLOUR},stroke-width:3px"
 
 
 def resolve(target: object) -> type[Lifecycle] | Lifecycle:
@@ -105,6 +106,32 @@ def render(target: object, format: str = "mermaid", *, path: bool = False) -> st
     return _graphviz(dot, format)
 
 
+Edge = tuple[str, str, str]
+"""An edge as drawn: source id, target id, and its label's event text (``"push"``)."""
+
+
+def _steps(edges: list[Edge], history: Any) -> dict[int, list[int]]:
+    """Which drawn edge each record of ``history`` took: edge index -> record numbers.
+
+    A record takes the first edge with its source, target and event, so when two edges join
+    the same pair of states only the one whose event fired is marked.
+    """
+    steps: dict[int, list[int]] = {}
+    for record in history:
+        for index, (source, target, events) in enumerate(edges):
+            if (source, target) == (
+                record.source,
+                record.target,
+            ) and record.event in events.split():
+                steps.setdefault(index, []).append(record.seq)
+                break
+    return steps
+
+
+def _numbers(seqs: list[int]) -> str:
+    return " ".join(f"#{seq}" for seq in seqs)
+
+
 def _mermaid(machine: type[Lifecycle] | Lifecycle, history: Any) -> str:
     from statemachine.contrib.diagram.renderers.mermaid import MermaidRenderer
 
@@ -113,16 +140,14 @@ def _mermaid(machine: type[Lifecycle] | Lifecycle, history: Any) -> str:
         return text
     lines = text.rstrip("\n").split("\n")
     links = [i for i, line in enumerate(lines) if " --> " in line]
-    pattern = re.compile(r"^\s*(\S+) --> (\S+)(?: : (\S+).*)?$")
-    steps: dict[int, list[int]] = {}
-    for record in history:
-        for index, line_no in enumerate(links):
-            match = pattern.match(lines[line_no])
-            if match and match.groups() == (record.source, record.target, record.event):
-                steps.setdefault(index, []).append(record.seq)
-                break
+    pattern = re.compile(r"^\s*(\S+) --> (\S+)(?: : ([^\[]*))?")
+    edges = []
+    for line_no in links:
+        match = pattern.match(lines[line_no])
+        edges.append(match.groups(default="") if match else ("", "", ""))
+    steps = _steps([(s, t, e.strip()) for s, t, e in edges], history)
     for index, seqs in steps.items():
-        lines[links[index]] += " " + " ".join(f"#{seq}" for seq in seqs)
+        lines[links[index]] += " " + _numbers(seqs)
     lines += [f"    linkStyle {index} {_PATH_STYLE}" for index in sorted(steps)]
     return "\n".join(lines) + "\n"
 
@@ -138,13 +163,28 @@ def _dot(machine: type[Lifecycle] | Lifecycle, history: Any) -> str:
     from statemachine.contrib.diagram.renderers.dot import DotRenderer
 
     dot_graph = DotRenderer().render(diagram_graph(machine))
-    taken = {(r.source, r.target) for r in history}
-    for edge in dot_graph.get_edges():
-        ends = (str(edge.get_source()).strip('"'), str(edge.get_destination()).strip('"'))
-        if ends in taken:
-            edge.set("color", "#d9480f")
-            edge.set("penwidth", "3")
+    drawn = dot_graph.get_edges()
+    edges = [
+        (
+            str(edge.get_source()).strip('"'),
+            str(edge.get_destination()).strip('"'),
+            _label_event(str(edge.get("label") or "")),
+        )
+        for edge in drawn
+    ]
+    for index, seqs in _steps(edges, history).items():
+        drawn[index].set("color", _PATH_COLOUR)
+        drawn[index].set("fontcolor", _PATH_COLOUR)
+        drawn[index].set("penwidth", "3")
+        drawn[index].set("xlabel", f'"{_numbers(seqs)}"')
     return str(dot_graph.to_string())
+
+
+def _label_event(label: str) -> str:
+    """The event text of a DOT edge label (python-statemachine writes an HTML table whose
+    first line is the event, then the guards)."""
+    match = re.search(r"<font[^>]*>([^<]*)", label)
+    return match.group(1).strip() if match else label.strip('"<> ')
 
 
 def _graphviz(dot: str, format: str) -> str | bytes:

@@ -9,6 +9,7 @@
     ├── SnapshotError         a snapshot cannot be restored (also ValueError)
     ├── DiagramError          a diagram cannot be drawn (unknown format, missing tool)
     ├── MissingDependency     an optional extra is not installed (also ImportError)
+    ├── AppImportError        an application module (--app) cannot be imported (also ImportError)
     ├── StoreError            a store operation failed
     │   ├── UnknownInstance   no stored instance has that id (also LookupError)
     │   └── WriteConflict     another writer won; the operation may be re-run
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from lifecyclekit.explain import Explanation
 
 __all__ = [
+    "AppImportError",
     "DefinitionError",
     "DiagramError",
     "LifecycleError",
@@ -158,6 +160,13 @@ class MissingDependency(LifecycleError, ImportError):
         if more:
             msg = f"{msg}. {more}."
         super().__init__(msg, name=module)
+
+
+class AppImportError(LifecycleError, ImportError):
+    """An application module named with ``--app`` or ``LIFECYCLEKIT_APP`` cannot be imported.
+
+    .. versionadded:: 0.2
+    """
 
 
 def optional_import(module: str, *, extra: str, feature: str, more: str = "") -> ModuleType:

@@ -22,6 +22,7 @@ from statemachine import State
 
 from lifecyclekit.errors import DefinitionError, optional_import
 from lifecyclekit.lifecycle import Lifecycle
+from lifecyclekit.transitions import Provenance
 
 __all__ = ["EXTRAS_VERSION", "from_document", "to_document", "to_json", "to_yaml"]
 
@@ -118,8 +119,44 @@ def _guard_names(document: Mapping[str, Any]) -> set[str]:
     return names
 
 
+def _split(given: Any) -> tuple[Mapping[str, Any], Mapping[str, Any] | None]:
+    """The document and the companion, from any form :func:`to_document`/:func:`to_json`
+    writes: a document, a ``(document, extras)`` pair, or ``{"document": ..., "extras": ...}``."""
+    if isinstance(given, tuple) and len(given) == 2:
+        document, extras = given
+    elif isinstance(given, Mapping) and "document" in given and "states" not in given:
+        document, extras = given["document"], given.get("extras")
+    else:
+        document, extras = given, None
+    if not isinstance(document, Mapping):
+        msg = (
+            f"Not a statechart document: {type(document).__name__}. Give a document mapping, "
+            "the (document, extras) pair of to_document(cls, extras=True), or the JSON object "
+            "of to_json(cls, extras=True)."
+        )
+        raise DefinitionError(msg)
+    version = extras.get("lifecyclekit") if isinstance(extras, Mapping) else extras
+    if extras is not None and version != EXTRAS_VERSION:
+        msg = (
+            f"The companion document is not lifecyclekit extras version {EXTRAS_VERSION} "
+            f"(its 'lifecyclekit' key is {version!r}); export it again with to_document(cls, "
+            "extras=True) from this version."
+        )
+        raise DefinitionError(msg)
+    return document, extras
+
+
+def _provenance(extras: Mapping[str, Any] | None) -> dict[tuple[str, str, str], Provenance]:
+    table = {}
+    for entry in (extras or {}).get("provenance", []):
+        row = dict(entry)
+        key = (row.pop("event"), row.pop("source"), row.pop("target"))
+        table[key] = Provenance.model_validate(row)
+    return table
+
+
 def from_document(
-    document: Mapping[str, Any],
+    document: Mapping[str, Any] | tuple[Mapping[str, Any], Mapping[str, Any]],
     guards: Mapping[str, Callable[..., Any]] | None = None,
     *,
     name: str | None = None,
@@ -127,7 +164,11 @@ def from_document(
     """A strict :class:`~lifecyclekit.Lifecycle` class built from a flat statechart document.
 
     Args:
-        document: the statechart document (as :func:`to_document` writes it).
+        document: the statechart document (as :func:`to_document` writes it), or the
+            document with its companion: the ``(document, extras)`` pair of
+            ``to_document(cls, extras=True)`` or the JSON object of ``to_json(cls,
+            extras=True)``; the companion's state values and provenance are applied (its
+            payload and context schemas are documentation, not models).
         guards: guard name -> callable; every guard the document names must be bound.
         name: the class name (default: the document's ``name``).
 
@@ -135,6 +176,8 @@ def from_document(
         DefinitionError: an unbound guard name, a nested state, or a malformed document
             (python-statemachine's own definition checks apply too).
     """
+    document, extras = _split(document)
+    values = dict((extras or {}).get("values", {}))
     guards = dict(guards or {})
     unbound = sorted(_guard_names(document) - set(guards))
     if unbound:
@@ -152,7 +195,11 @@ def from_document(
         if spec.get("states") or spec.get("parallel"):
             msg = f"State {state_id!r} is compound or parallel; lifecycles are flat."
             raise DefinitionError(msg)
-        states[state_id] = State(initial=bool(spec.get("initial")), final=bool(spec.get("final")))
+        states[state_id] = State(
+            initial=bool(spec.get("initial")),
+            final=bool(spec.get("final")),
+            value=values.get(state_id),
+        )
     events: dict[str, Any] = {}
     for state_id, spec in states_doc.items():
         for transition in spec.get("transitions", []):
@@ -167,7 +214,7 @@ def from_document(
             )
             event = transition["event"]
             events[event] = events[event] | edge if event in events else edge
-    attrs: dict[str, Any] = {**states, **events}
+    attrs: dict[str, Any] = {**states, **events, "provenance": _provenance(extras)}
     # staticmethod: python-statemachine injects only the arguments each guard declares.
     attrs.update({guard: staticmethod(fn) for guard, fn in guards.items()})
     class_name = name or str(document.get("name", "DocumentLifecycle")).replace("-", "_")

@@ -20,11 +20,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self
 
 from pydantic import BaseModel, ValidationError
+from typing_extensions import TypeVar
 
 import lifecyclekit._psm as _psm
+from lifecyclekit._display import DISPLAY_HOOKS
 from lifecyclekit._meta import LifecycleMeta
 from lifecyclekit.errors import PayloadError, SnapshotError, TransitionRejected, field_errors
 from lifecyclekit.explain import Explanation, build_explanation
@@ -37,7 +39,10 @@ if TYPE_CHECKING:
     from statemachine.state import State
     from statemachine.transition import Transition
 
-__all__ = ["Clock", "Lifecycle", "utc_now"]
+__all__ = ["C", "Clock", "Lifecycle", "utc_now"]
+
+C = TypeVar("C", bound=BaseModel | None, default=Any)
+"""The context model of a lifecycle: ``class Build(Lifecycle[BuildContext])``."""
 
 Clock = Callable[[], datetime]
 """A callable returning an aware ``datetime``; lifecycles read time only through it."""
@@ -72,13 +77,16 @@ class _HistoryRecorder:
 _RECORDER = _HistoryRecorder()
 
 
-class Lifecycle(_psm.HookedStateMachine, metaclass=LifecycleMeta):
+class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
     """A strict python-statemachine ``StateMachine`` with typed events, context and history.
 
     Declare states and transitions with python-statemachine's DSL, then optionally:
 
-    - ``Context``: a pydantic model of the instance's domain data; the constructor takes its
-      fields as keyword arguments (or a ready ``context=`` instance) and validates them.
+    - the context model, a pydantic model of the instance's domain data, as the type
+      argument (``class Build(Lifecycle[BuildContext])``: ``self.context`` is then a
+      ``BuildContext`` for type checkers, and ``Context`` is set from it) or as
+      ``Context = BuildContext``; the constructor takes its fields as keyword arguments (or a
+      ready ``context=`` instance or mapping) and validates them.
     - ``payloads``: ``{event_id: PydanticModel}``; data sent with that event is validated
       before any guard or callback runs and reaches callbacks as ``payload`` and by field.
     - ``schema_version``: bump it when the context model changes incompatibly.
@@ -91,8 +99,10 @@ class Lifecycle(_psm.HookedStateMachine, metaclass=LifecycleMeta):
         state_field: the attribute of ``model`` that holds the state value.
         start_value: the value of the state to start in instead of the initial state
             (entry actions run, as python-statemachine's ``start_value`` does).
-        context: a ready ``Context`` instance (instead of its fields as keywords).
-        **fields: the ``Context`` fields.
+        context: a ready ``Context`` instance, or a mapping of its fields (validated; any
+            field name works here, including the names of this constructor's parameters).
+        **fields: the ``Context`` fields (merged with a ``context`` mapping; a field given
+            both ways is refused).
 
     Raises:
         PayloadError: the context fields do not validate.
@@ -112,7 +122,8 @@ class Lifecycle(_psm.HookedStateMachine, metaclass=LifecycleMeta):
     """Version of this lifecycle's snapshot shape (states and context); bump on breaking change."""
 
     lifecycle_name: ClassVar[str | None] = None
-    """The registry name, set by ``registry.register(name)`` (inherited by subclasses)."""
+    """The registry name, set by ``registry.register(name)``; each class has its own (a
+    subclass of a registered lifecycle starts with ``None``)."""
 
     commands: ClassVar[frozenset[str]] = frozenset()
     """Methods that drive this lifecycle besides its events (``DataflowJob.observe``, say);
@@ -125,6 +136,11 @@ class Lifecycle(_psm.HookedStateMachine, metaclass=LifecycleMeta):
     provenance: ClassVar[Mapping[tuple[str, str, str], Provenance]] = {}
     """Where each transition comes from, keyed by ``(event, source id, target id)``;
     merged with those of base classes. Read it through :meth:`transition_table`."""
+
+    # Notebooks show a class or an instance as lifecyclekit's diagram (see _display.py).
+    _repr_html_ = DISPLAY_HOOKS["_repr_html_"]
+    _repr_svg_ = DISPLAY_HOOKS["_repr_svg_"]
+    _repr_markdown_ = DISPLAY_HOOKS["_repr_markdown_"]
 
     _provenance: ClassVar[dict[tuple[str, str, str], Provenance]] = {}
     _payload_models: ClassVar[dict[str, type[BaseModel]]] = {}
@@ -139,7 +155,7 @@ class Lifecycle(_psm.HookedStateMachine, metaclass=LifecycleMeta):
         listeners: Iterable[object] | None = None,
         model: Any = None,
         state_field: str = "state",
-        context: BaseModel | None = None,
+        context: BaseModel | Mapping[str, Any] | None = None,
         start_value: Any = None,
         **fields: Any,
     ) -> None:
@@ -151,7 +167,7 @@ class Lifecycle(_psm.HookedStateMachine, metaclass=LifecycleMeta):
         self._revision = 0
         self._record_at: datetime | None = None
         self._record_inferred = False
-        self._context = self._build_context(context, fields)
+        self._context: Any = self._build_context(context, fields)
         super().__init__(
             model=model if model is not None else _StateHolder(),
             state_field=state_field,
@@ -162,7 +178,9 @@ class Lifecycle(_psm.HookedStateMachine, metaclass=LifecycleMeta):
     # -- context -------------------------------------------------------------------------
 
     @classmethod
-    def build_context(cls, context: BaseModel | None = None, **fields: Any) -> BaseModel | None:
+    def build_context(
+        cls, context: BaseModel | Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> BaseModel | None:
         """Validate context data exactly as the constructor does (for subclasses whose
         constructor must read the context before the machine starts).
 
@@ -172,25 +190,36 @@ class Lifecycle(_psm.HookedStateMachine, metaclass=LifecycleMeta):
         return cls._build_context(context, fields)
 
     @classmethod
-    def _build_context(cls, given: BaseModel | None, fields: dict[str, Any]) -> BaseModel | None:
+    def _build_context(
+        cls, given: BaseModel | Mapping[str, Any] | None, fields: dict[str, Any]
+    ) -> BaseModel | None:
         name = cls.__name__
         model = cls.Context
         if model is None:
-            if given is not None or fields:
+            if given or fields:
                 data = fields or {"context": given}
                 errors = [(key, "unexpected field", value) for key, value in data.items()]
                 raise PayloadError(
                     name, "context", errors, hint=f"{name} declares no Context model."
                 )
             return None
-        if given is not None:
+        if isinstance(given, BaseModel) or (given is not None and not isinstance(given, Mapping)):
             if fields or not isinstance(given, model):
                 msg = (
-                    f"{name}: pass either context={model.__name__}(...) or its fields as "
-                    f"keywords, not {type(given).__name__} and {sorted(fields)}."
+                    f"{name}: pass either context={model.__name__}(...), a mapping of its "
+                    f"fields, or its fields as keywords, not {type(given).__name__} and "
+                    f"{sorted(fields)}."
                 )
                 raise PayloadError(name, "context", [("context", msg, given)])
             return given
+        if given is not None:
+            both = sorted(set(given) & set(fields))
+            if both:
+                errors = [
+                    (key, "given both in context= and as a keyword", fields[key]) for key in both
+                ]
+                raise PayloadError(name, "context", errors, hint="Give each field once.")
+            fields = {**given, **fields}
         known = set(model.model_fields) | {
             f.alias for f in model.model_fields.values() if f.alias is not None
         }
@@ -212,16 +241,17 @@ class Lifecycle(_psm.HookedStateMachine, metaclass=LifecycleMeta):
             ) from None
 
     @property
-    def context(self) -> Any:
+    def context(self) -> C:
         """The validated ``Context`` instance (``None`` when the lifecycle declares none).
 
         Assign a new ``Context`` instance to replace it whole (for changes whose fields must
         be validated together); anything else is a :class:`PayloadError`.
         """
-        return self._context
+        context: C = self._context
+        return context
 
     @context.setter
-    def context(self, value: Any) -> None:
+    def context(self, value: C) -> None:
         model = self.Context
         if model is None or not isinstance(value, model):
             expected = model.__name__ if model is not None else "no context"
@@ -413,7 +443,9 @@ class Lifecycle(_psm.HookedStateMachine, metaclass=LifecycleMeta):
 
     @classmethod
     def machine_key(cls) -> str:
-        """The name snapshots record: the registry name, else ``module:QualName``."""
+        """The name snapshots record: the class's own registry name, else ``module:QualName``
+        (a subclass of a registered lifecycle is not its base: register it under its own
+        name to store it)."""
         return cls.lifecycle_name or f"{cls.__module__}:{cls.__qualname__}"
 
     def snapshot(self) -> Snapshot:
@@ -452,15 +484,11 @@ class Lifecycle(_psm.HookedStateMachine, metaclass=LifecycleMeta):
                 state or another schema version, or its context does not validate.
         """
         snap = coerce_snapshot(snapshot)
-        accepted = {
-            klass.machine_key()
-            for klass in cls.__mro__
-            if isinstance(klass, type) and issubclass(klass, Lifecycle) and klass.states_map
-        }
-        if snap.machine not in accepted:
+        if snap.machine != cls.machine_key():
             msg = (
-                f"Snapshot is of lifecycle {snap.machine!r}, not {cls.machine_key()!r}; "
-                f"restore it with registry.restore(snapshot) or {snap.machine}'s class."
+                f"Snapshot is of lifecycle {snap.machine!r}, not {cls.machine_key()!r}: an "
+                "instance is restored as the exact class that took it, never a base class or a "
+                f"subclass. Restore it with registry.restore(snapshot) or {snap.machine}'s class."
             )
             raise SnapshotError(msg)
         if snap.schema_version != cls.schema_version:

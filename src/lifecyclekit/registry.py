@@ -8,26 +8,47 @@ through the entry-point group ``lifecyclekit.machines``::
     billing-run = "billing.lifecycles:BillingRun"
 
 Entry points are listed by :meth:`Registry.names` without importing them, and loaded on
-first use. This registry is separate from python-statemachine's ``module.Class`` one.
+first use. An application's own lifecycles, registered in its modules, are known once those
+modules are imported: :func:`import_apps` imports them by name or path (what the command's
+``--app`` option and ``LIFECYCLEKIT_APP`` do, as Flask's and Celery's do). This registry is
+separate from python-statemachine's ``module.Class`` one.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
 import re
+import sys
+import traceback
 from collections.abc import Callable, Iterable, Mapping
 from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
 from typing import Any, TypeVar
 
-from lifecyclekit.errors import DefinitionError, SnapshotError, UnknownLifecycle
+from pydantic import BaseModel
+
+from lifecyclekit.errors import AppImportError, DefinitionError, SnapshotError, UnknownLifecycle
 from lifecyclekit.lifecycle import Clock, Lifecycle
 from lifecyclekit.snapshot import Snapshot, coerce_snapshot
 
-__all__ = ["ENTRY_POINT_GROUP", "RESERVED_NAMES", "Registry", "registry"]
+__all__ = ["APP_ENV", "ENTRY_POINT_GROUP", "RESERVED_NAMES", "Registry", "import_apps", "registry"]
 
 ENTRY_POINT_GROUP = "lifecyclekit.machines"
 
-RESERVED_NAMES = frozenset({"dataflow-job", "one-time-work", "periodic-work", "chained-work"})
+APP_ENV = "LIFECYCLEKIT_APP"
+"""The environment variable naming application modules to import (comma-separated)."""
+
+_HOW_TO_ADD = (
+    "To add one: register it with @registry.register(name) in a module of your application "
+    "and import that module (on the command line: lifecyclekit --app MODULE ..., or "
+    f"{APP_ENV}=MODULE), or publish it from a distribution in the entry-point group "
+    f"{ENTRY_POINT_GROUP!r}."
+)
+
+RESERVED_NAMES = frozenset(
+    {"dataflow-job", "dataflow-job-observed", "one-time-work", "periodic-work", "chained-work"}
+)
 """Names kept for lifecyclekit's built-in lifecycles (``lifecyclekit.machines``)."""
 
 _BUILTIN_PACKAGE = "lifecyclekit.machines"
@@ -98,7 +119,7 @@ class Registry:
             )
             raise DefinitionError(msg)
         self._classes[name] = cls
-        if "lifecycle_name" not in vars(cls):
+        if cls.lifecycle_name is None:
             cls.lifecycle_name = name
 
     def names(self) -> list[str]:
@@ -143,7 +164,7 @@ class Registry:
     def _unknown(self, name: str) -> UnknownLifecycle:
         known = self.names()
         close = difflib.get_close_matches(str(name), known, n=1)
-        hint = f"Did you mean {close[0]!r}?" if close else ""
+        hint = f"Did you mean {close[0]!r}?" if close else _HOW_TO_ADD
         if name in RESERVED_NAMES:
             hint = (
                 f"{name!r} is reserved for a lifecyclekit built-in that this installation "
@@ -151,12 +172,35 @@ class Registry:
             )
         return UnknownLifecycle(str(name), known, hint=hint)
 
-    def create(self, name: str, *, clock: Clock | None = None, **kwargs: Any) -> Lifecycle:
-        """A new instance of the lifecycle ``name``.
+    def create(
+        self,
+        name: str,
+        /,
+        *,
+        clock: Clock | None = None,
+        listeners: Iterable[object] | None = None,
+        context: BaseModel | Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> Lifecycle:
+        """A new instance of the lifecycle ``name``, in its initial state.
 
-        Constructor keywords (``clock``, ``listeners``, ...) pass through; the rest is context.
+        Args:
+            name: the registry name (positional only, so a context field may be called
+                ``name``).
+            clock: the instance's clock.
+            listeners: python-statemachine listeners.
+            context: the context as a model instance or a mapping (for field names that are
+                also parameters here, such as ``clock``).
+            **fields: context fields. Nothing here reaches the constructor's own parameters:
+                ``start_value=...`` is an unknown context field, not a starting state.
+
+        Raises:
+            UnknownLifecycle: no such name.
+            PayloadError: the context does not validate.
         """
-        return self.get(name)(clock=clock, **kwargs)
+        cls = self.get(name)
+        built = cls.build_context(context, **fields)
+        return cls(clock=clock, listeners=listeners, context=built)
 
     def restore(
         self,
@@ -182,3 +226,57 @@ class Registry:
 
 registry = Registry()
 """The process-wide registry: ``registry.get("dataflow-job")``."""
+
+
+def import_apps(modules: str | Iterable[str]) -> list[str]:
+    """Import an application's modules so the lifecycles they register are known.
+
+    Each entry is a module name (``shop`` or ``shop.lifecycles``, found from the working
+    directory first, as ``python -m`` would) or a path to a ``.py`` file; a string may hold
+    several, comma-separated (the form of ``LIFECYCLEKIT_APP``).
+
+    Returns:
+        The names of the modules imported, in order.
+
+    Raises:
+        AppImportError: a module cannot be found, or raised while importing (the message
+            names the module and shows the error, with the line of the application's code).
+    """
+    names = [modules] if isinstance(modules, str) else list(modules)
+    wanted = [part.strip() for entry in names for part in entry.split(",") if part.strip()]
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    return [_import_app(entry) for entry in wanted]
+
+
+def _import_app(entry: str) -> str:
+    module = entry
+    if entry.endswith(".py") or "/" in entry:
+        path = Path(entry).resolve()
+        if not path.is_file():
+            msg = f"Cannot import application module {entry!r}: no such file {str(path)!r}."
+            raise AppImportError(msg)
+        if str(path.parent) not in sys.path:
+            sys.path.insert(0, str(path.parent))
+        module = path.stem
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not module.startswith(exc.name):
+            raise _app_error(entry, exc) from None
+        msg = (
+            f"Cannot import application module {entry!r}: no module named {exc.name!r} "
+            f"(searched from {str(Path.cwd())!r}). Give a module name importable from the "
+            f"working directory (--app shop) or a file path (--app ./shop.py)."
+        )
+        raise AppImportError(msg) from None
+    except Exception as exc:  # noqa: BLE001 - the application's own error, reported in one line
+        raise _app_error(entry, exc) from None
+    return module
+
+
+def _app_error(entry: str, exc: BaseException) -> AppImportError:
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+    msg = f"Importing application module {entry!r} failed{where}: {type(exc).__name__}: {exc}"
+    return AppImportError(msg)

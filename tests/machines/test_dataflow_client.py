@@ -131,7 +131,7 @@ def test_job_type_is_learned_once_and_never_changed() -> None:
 
 def test_refused_sync_changes_nothing_at_all() -> None:
     """A sync whose state is illegal leaves type, request and state as they were."""
-    job = DataflowJob.from_job({"currentState": "JOB_STATE_PENDING"})
+    job = DataflowJob.from_job({"id": "j", "currentState": "JOB_STATE_PENDING"})
     before = job.snapshot()
     with pytest.raises(TransitionNotAllowed):
         job.sync(
@@ -146,7 +146,9 @@ def test_refused_sync_changes_nothing_at_all() -> None:
 
 def test_sync_with_replacement() -> None:
     """replacedByJobId and UPDATED from the service mark the job updated."""
-    job = DataflowJob.from_job({"type": "JOB_TYPE_STREAMING", "currentState": "JOB_STATE_RUNNING"})
+    job = DataflowJob.from_job(
+        {"id": "j", "type": "JOB_TYPE_STREAMING", "currentState": "JOB_STATE_RUNNING"}
+    )
     job.sync({"currentState": "JOB_STATE_UPDATED", "replacedByJobId": "new"})
     assert (job.state, job.context.replaced_by_job_id) == ("updated", "new")
 
@@ -200,7 +202,7 @@ def test_core_works_without_the_client() -> None:
     script = BLOCK_GOOGLE + textwrap.dedent(
         """
         from lifecyclekit.machines import DataflowJob
-        job = DataflowJob.from_job({"type": "JOB_TYPE_STREAMING", "currentState": 2})
+        job = DataflowJob.from_job({"id": "j", "type": "JOB_TYPE_STREAMING", "currentState": 2})
         job.request("JOB_STATE_DRAINED")
         print(job.state)
         try:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
+
 import pytest
 from statemachine.exceptions import TransitionNotAllowed
 
@@ -192,3 +195,120 @@ def test_replace_with_needs_a_job_id() -> None:
     job = job_in(DataflowJob, "running")
     with pytest.raises(PayloadError, match="new_job_id"):
         job.replace_with("")
+
+
+def test_replace_with_refuses_the_jobs_own_id() -> None:
+    """A replacement job has an id of its own (spec §2.3, §6.3: linked both ways)."""
+    job = DataflowJob(job_id="old", job_type="JOB_TYPE_STREAMING")
+    job.observe("JOB_STATE_RUNNING")
+    before = job.snapshot()
+    with pytest.raises(PayloadError, match="is this job's own id"):
+        job.replace_with("old")
+    assert job.snapshot() == before
+
+
+def replaced_by_command(job: DataflowJob) -> None:
+    job.replace_with("new")
+
+
+def replaced_by_poll(job: DataflowJob) -> None:
+    job.sync({"id": "old", "currentState": "JOB_STATE_UPDATED", "replacedByJobId": "new"})
+
+
+def replaced_by_two_polls(job: DataflowJob) -> None:
+    job.sync({"id": "old", "currentState": "JOB_STATE_UPDATED"})
+    job.sync({"id": "old", "replacedByJobId": "new"})
+
+
+@pytest.mark.parametrize(
+    ("cls", "source", "replace"),
+    [
+        pytest.param(DataflowJob, "running", replaced_by_command, id="§6.3-T15-replace_with"),
+        pytest.param(DataflowJob, "running", replaced_by_poll, id="§6.3-T15-sync"),
+        pytest.param(DataflowJob, "running", replaced_by_two_polls, id="§6.3-T15-two-polls"),
+        pytest.param(ObservedDataflowJob, "draining", replaced_by_command, id="§6.3-O2"),
+    ],
+)
+def test_replaced_by_follows_the_successor(
+    cls: type[DataflowJob], source: str, replace: Callable[[DataflowJob], None]
+) -> None:
+    """§6.3: from an UPDATED job, a new tracker of the same class for its successor: its id
+    is replacedByJobId, its replace_job_id points back, same type, name, project and location,
+    not yet observed; the old tracker is unchanged."""
+    job = cls(
+        job_id="old",
+        name="orders",
+        project_id="p",
+        location="us-central1",
+        job_type="JOB_TYPE_STREAMING",
+    )
+    job.observe(source)
+    replace(job)
+    before = job.snapshot()
+    successor = job.replaced_by()
+    assert type(successor) is cls
+    assert successor.state == "unknown"
+    assert successor.history == ()
+    assert successor.context.model_dump() == {
+        "job_id": "new",
+        "name": "orders",
+        "project_id": "p",
+        "location": "us-central1",
+        "job_type": "JOB_TYPE_STREAMING",
+        "requested_state": None,
+        "current_state_time": None,
+        "replace_job_id": "old",
+        "replaced_by_job_id": None,
+    }
+    assert job.context.replaced_by_job_id == successor.context.job_id
+    assert job.snapshot() == before
+    successor.sync({"id": "new", "currentState": "JOB_STATE_RUNNING", "replaceJobId": "old"})
+    assert successor.state == "running"
+    with pytest.raises(PayloadError, match="'old'.*'new'"):
+        successor.sync({"id": "old", "currentState": "JOB_STATE_UPDATED"})
+
+
+def test_replaced_by_keeps_the_applications_subclass_and_clock() -> None:
+    """The successor is of the application's subclass, with the clock given."""
+
+    class Monitored(DataflowJob):
+        pass
+
+    job = Monitored(job_id="old", job_type="JOB_TYPE_STREAMING")
+    job.observe("JOB_STATE_RUNNING")
+    job.replace_with("new")
+    moment = datetime(2026, 1, 1, tzinfo=UTC)
+    successor = job.replaced_by(clock=lambda: moment)
+    assert type(successor) is Monitored
+    successor.observe("JOB_STATE_PENDING")
+    assert successor.history[-1].at == moment
+
+
+@pytest.mark.parametrize("source", [s for s in STATES if s != "updated"])
+def test_replaced_by_is_refused_before_the_job_was_replaced(source: str) -> None:
+    """§6.3: only a job in JOB_STATE_UPDATED has a successor; the refusal changes nothing."""
+    job = job_in(ObservedDataflowJob, source)
+    job.context.replaced_by_job_id = "new"  # an id alone does not make the job replaced
+    before = job.snapshot()
+    with pytest.raises(TransitionRejected, match="only a job in JOB_STATE_UPDATED"):
+        job.replaced_by()
+    assert job.snapshot() == before
+
+
+@pytest.mark.parametrize(
+    ("job_id", "replaced_by_job_id", "pattern"),
+    [
+        pytest.param("old", None, "the successor's id is not known", id="no-successor-id"),
+        pytest.param(None, "new", "this job's own id is not known", id="no-own-id"),
+    ],
+)
+def test_replaced_by_needs_both_ids(
+    job_id: str | None, replaced_by_job_id: str | None, pattern: str
+) -> None:
+    """§6.3 "linked both ways": an UPDATED job whose ids are not both known is refused."""
+    job = DataflowJob(job_id=job_id, replaced_by_job_id=replaced_by_job_id)
+    job.observe("JOB_STATE_UPDATED")
+    before = job.snapshot()
+    with pytest.raises(TransitionRejected, match=pattern):
+        job.replaced_by()
+    assert job.snapshot() == before

@@ -170,9 +170,11 @@ def test_stop_with_backoff_for_system_interruptions(clock: ManualClock) -> None:
     assert work.info().stop_reason is StopReason.QUOTA
 
 
-@pytest.mark.parametrize(("reason", "pattern"), [(-256, "NOT_STOPPED"), (99, "not a WorkManager")])
+@pytest.mark.parametrize(
+    ("reason", "pattern"), [(-256, "NOT_STOPPED"), (-1, r"\[-127, -1\] unused on purpose")]
+)
 def test_stop_reason_must_be_a_real_stop(clock: ManualClock, reason: int, pattern: str) -> None:
-    """Q9: only the table's reasons, and not NOT_STOPPED."""
+    """§10.1: a reason WorkManager stores, and not NOT_STOPPED."""
     work = work_in("running", clock)
     with pytest.raises(PayloadError, match=pattern):
         work.stop(reason=reason)

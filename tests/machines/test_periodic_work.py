@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from statemachine.exceptions import TransitionNotAllowed
 
 from lifecyclekit import LifecycleError, registry
-from lifecyclekit.machines import PeriodicWork, StopReason, WorkResult
+from lifecyclekit.machines import PeriodicWork, PeriodicWorkRequest, StopReason, WorkResult
 from tests.machines.conftest import ManualClock
 
 HOUR = timedelta(hours=1)
@@ -184,3 +184,137 @@ def test_periodic_never_finishes_except_by_cancel(events: list[str]) -> None:
             assert work.snapshot() == before
         cancelled = cancelled or work.state == "cancelled"
         assert work.state == "cancelled" if cancelled else work.state in ("enqueued", "running")
+
+
+# -- schedule override (§4.3, §3.3 branch 1) -------------------------------------------------
+
+MIN = timedelta(minutes=1)
+
+
+def test_override_sets_the_first_run(clock: ManualClock) -> None:
+    """§3.3 branch 1: with periodCount 0 the next run is the override itself, whatever the
+    initial delay, flex or interval say; an override in the past is due at once."""
+    at = clock.now + 3 * MIN
+    work = periodic(
+        clock,
+        repeat_interval=HOUR,
+        flex_interval=15 * MIN,
+        initial_delay=10 * MIN,
+        next_schedule_time_override=at,
+    )
+    assert work.info().next_schedule_time == at
+    assert work.context.next_schedule_time_override_generation == 1
+    past = periodic(clock, next_schedule_time_override=clock.now - HOUR)
+    past.start()
+    assert past.state == "running"
+
+
+def test_the_run_an_override_scheduled_clears_it(clock: ManualClock) -> None:
+    """P2 ([t-ws] testNextScheduleTimeOverride_delayNormalNextSchedule): after the run the
+    override is gone and the next run is completion + interval."""
+    work = periodic(clock, repeat_interval=HOUR, next_schedule_time_override=clock.now + MIN)
+    clock.advance(minutes=1)
+    work.start()
+    clock.advance(minutes=2)
+    work.succeed()
+    assert work.context.next_schedule_time_override is None
+    assert work.info().next_schedule_time == clock.now + HOUR
+
+
+def test_retry_after_an_override_backs_off_from_it(clock: ManualClock) -> None:
+    """P4 ([t-ws] testNextScheduleTimeOverride_backsOffNextTimeAfterRetry): a retry at the
+    override time clears it; next = override + the linear backoff."""
+    at = clock.now + HOUR
+    work = periodic(clock, backoff_policy="LINEAR", next_schedule_time_override=at)
+    clock.now = at
+    work.start()
+    work.retry()
+    assert work.info().next_schedule_time == at + timedelta(seconds=30)
+
+
+# (how the run ends, extra request fields, whether the override survives)
+RUN_ENDS: list[Any] = [
+    pytest.param(("succeed", {}), {}, False, id="P2-success-clears"),
+    pytest.param(("fail", {}), {}, False, id="P3-failure-clears"),
+    pytest.param(("retry", {}), {}, False, id="P4-retry-clears"),
+    pytest.param(("stop", {"reason": 7}), {}, True, id="P5-stop-keeps"),
+    pytest.param(
+        ("stop", {"reason": 7}), {"backoff_on_system_interruptions": True}, False,
+        id="P5-stop-with-backoff-reschedules-and-clears",
+    ),
+    pytest.param(("cancel", {}), {}, True, id="P8-cancel-leaves-it"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("end", "fields", "survives"), RUN_ENDS)
+def test_which_ends_clear_the_override(
+    clock: ManualClock, end: tuple[str, dict[str, Any]], fields: dict[str, Any], survives: bool
+) -> None:
+    """§4.3: "After that Work finishes, the override will be cleared" ([ww] resetPeriodic and
+    reschedule); a plain stop does not change it ("don't change any override time")."""
+    at = clock.now - MIN
+    work = periodic(clock, next_schedule_time_override=at, **fields)
+    work.start()
+    event, data = end
+    work.send(event, **data)
+    assert work.context.next_schedule_time_override == (at if survives else None)
+
+
+def test_instantiation_failure_clears_the_override(clock: ManualClock) -> None:
+    """P10: resetPeriodic clears the override too."""
+    work = periodic(clock, next_schedule_time_override=clock.now + HOUR)
+    work.instantiation_failed()
+    assert work.context.next_schedule_time_override is None
+
+
+def test_a_newer_override_outlives_the_run(clock: ManualClock) -> None:
+    """§4.3: the run's end clears only the override it started with; one written by an update
+    meanwhile (its generation moved on) stays, spaced at least 15 minutes after the run."""
+    work = periodic(clock, repeat_interval=HOUR, next_schedule_time_override=clock.now)
+    work.start()
+    soon = clock.now + 5 * MIN
+    work.context = work.context.updated_by(
+        PeriodicWorkRequest(
+            id=work.context.id, repeat_interval=HOUR, next_schedule_time_override=soon
+        )
+    )
+    assert work.context.next_schedule_time_override_generation == 2
+    work.succeed()
+    assert work.context.next_schedule_time_override == soon
+    # periodCount 1: max(override, lastEnqueueTime + 15 min), §3.3 branch 1
+    assert work.info().next_schedule_time == clock.now + timedelta(minutes=15)
+    clock.advance(minutes=15)
+    work.start()
+    work.succeed()
+    assert work.context.next_schedule_time_override is None
+    assert work.info().next_schedule_time == clock.now + HOUR
+
+
+def test_an_update_that_leaves_the_override_alone_keeps_it(clock: ManualClock) -> None:
+    """§10.2: override and its generation carry over unless the request sets or clears one;
+    clear_next_schedule_time_override=True clears it and counts the generation up."""
+    at = clock.now + HOUR
+    work = periodic(clock, next_schedule_time_override=at)
+    same = PeriodicWorkRequest(id=work.context.id, repeat_interval=2 * HOUR)
+    work.context = work.context.updated_by(same)
+    assert (work.context.next_schedule_time_override, work.context.generation) == (at, 1)
+    assert work.context.next_schedule_time_override_generation == 1
+    cleared = PeriodicWorkRequest(id=work.context.id, clear_next_schedule_time_override=True)
+    assert cleared.next_schedule_time_override_generation == 1
+    work.context = work.context.updated_by(cleared)
+    assert work.context.next_schedule_time_override is None
+    assert work.context.next_schedule_time_override_generation == 2
+    assert work.info().next_schedule_time == clock.now  # back to the normal schedule
+
+
+def test_an_update_during_the_run_without_override_lets_the_run_clear_it(
+    clock: ManualClock,
+) -> None:
+    """§4.3: an unrelated update keeps the generation, so the running run still clears it."""
+    work = periodic(clock, next_schedule_time_override=clock.now)
+    work.start()
+    work.context = work.context.updated_by(
+        PeriodicWorkRequest(id=work.context.id, worker="Sync", tags={"v2"})
+    )
+    work.retry()
+    assert work.context.next_schedule_time_override is None

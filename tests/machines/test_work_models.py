@@ -169,10 +169,11 @@ def test_stop_reason_spellings(value: Any) -> None:
     assert StopReason.parse(value) is StopReason.CONSTRAINT_CONNECTIVITY
 
 
-def test_unknown_stop_reason_is_refused() -> None:
-    """Q9: values outside the table are refused."""
-    with pytest.raises(ValueError, match="not a WorkManager stop reason"):
-        StopReason.parse(16)
+@pytest.mark.parametrize("value", [-1, -127, -129, -255, -300, -513, 2**31, True, "BOGUS"])
+def test_reserved_stop_reasons_are_refused(value: Any) -> None:
+    """§10.1 (replacing Q9): the ranges WorkManager reserves are refused, naming them."""
+    with pytest.raises(ValueError, match=r"\[-255, -128\].*\[-127, -1\]"):
+        StopReason.parse(value)
 
 
 def test_work_result_outcomes() -> None:
