@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, cast, get_args, get_origin
 
 from pydantic import BaseModel
 
+import lifecyclekit._fast as _fast
 from lifecyclekit._psm import StateMachineMetaclass
 from lifecyclekit.errors import DefinitionError
 from lifecyclekit.payloads import build_payload_table
@@ -59,6 +60,15 @@ class LifecycleMeta(StateMachineMetaclass):
         for klass in reversed(cls.__mro__):
             provenance.update(vars(klass).get("provenance", None) or {})
         lifecycle._provenance = _check_provenance(name, provenance, lifecycle) if states else {}
+        _fast.invalidate()
+
+    def __setattr__(cls, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        _fast.invalidate()
+
+    def __delattr__(cls, name: str) -> None:
+        super().__delattr__(name)
+        _fast.invalidate()
 
 
 def _check_provenance(
