@@ -7,6 +7,9 @@ and an instance moved to the engine on demand carries its state over.
 
 from __future__ import annotations
 
+import pickle
+from typing import Any
+
 import pytest
 
 import lifecyclekit._fast as _fast
@@ -97,3 +100,67 @@ def test_a_class_attribute_change_makes_the_plan_stale() -> None:
     Mixed.fast_path = False
     assert _plan(Mixed) is None
     assert again is not None
+
+
+def test_instances_take_the_compiled_path() -> None:
+    """A flat lifecycle's instances run on the plan, psm's per-instance machinery unbuilt."""
+    ticket = Ticket(ticket_id="t")
+    assert ticket.on_fast_path
+    assert Ticket.fast_path_reason is None
+    assert "_engine" not in vars(ticket)
+    ticket.start()
+    ticket.finish(outcome="success")
+    assert (ticket.state, ticket.is_terminated, ticket.revision) == ("done", True, 2)
+    assert [r.event for r in ticket.history] == ["start", "finish"]
+    assert "_engine" not in vars(ticket)
+
+
+def test_state_attributes_are_per_instance_views() -> None:
+    """``m.<state>`` is psm's InstanceState on either path; the class keeps the State."""
+    ticket = Ticket(ticket_id="t")
+    assert ticket.queued.is_active
+    assert not ticket.running.is_active
+    assert ticket.queued is ticket.queued
+    assert Ticket.queued is Ticket.states_map["QUEUED"]
+    ticket.start()
+    assert ticket.running.is_active
+    assert [s.id for s in ticket.configuration] == ["running"]
+    assert list(ticket.configuration_values) == ["RUNNING"]
+
+
+def test_pickling_an_instance_keeps_it_whole() -> None:
+    """An instance pickles (through psm's own state) and comes back in its state."""
+    ticket = Ticket(ticket_id="t")
+    ticket.start()
+    copy = pickle.loads(pickle.dumps(ticket))
+    assert (copy.state, copy.revision, copy.history) == ("running", 1, ticket.history)
+    copy.finish(outcome="success")
+    assert copy.state == "done"
+
+
+def test_an_instance_attribute_shadowing_a_callback_runs_on_the_engine() -> None:
+    """psm resolves callbacks per instance: one set before construction takes part."""
+    seen: list[str] = []
+
+    class Early(Ticket):
+        def __init__(self, **kwargs: Any) -> None:
+            self.on_enter_running = lambda: seen.append("instance")
+            super().__init__(**kwargs)
+
+    early = Early(ticket_id="t")
+    assert not early.on_fast_path
+    early.start()
+    assert seen == ["instance"]
+    assert early.context.attempts == 0  # the class's on_enter_running was shadowed
+    assert Early.fast_path_reason is None
+
+
+def test_a_class_attribute_change_recompiles_for_later_instances(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Setting an attribute on a lifecycle class makes the next instance check its plan."""
+    first = Door()
+    monkeypatch.setattr(Door, "fast_path", False)
+    assert Door.fast_path_reason == "it sets fast_path = False"
+    assert first.on_fast_path
+    assert not Door().on_fast_path

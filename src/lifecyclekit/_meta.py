@@ -70,6 +70,16 @@ class LifecycleMeta(StateMachineMetaclass):
         super().__delattr__(name)
         _fast.invalidate()
 
+    @property
+    def fast_path_reason(cls) -> str | None:
+        """Why this class runs on python-statemachine's engine rather than the compiled event
+        path, or ``None`` when its instances take the compiled path.
+
+        .. versionadded:: 0.2
+        """
+        lifecycle = cast("type[Lifecycle]", cls)
+        return lifecycle._fast_path_reason()
+
 
 def _check_provenance(
     name: str, table: Mapping[tuple[str, str, str], Provenance], cls: type[Lifecycle]

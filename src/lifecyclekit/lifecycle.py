@@ -18,19 +18,23 @@ the hooks it exposes (``_admit_event``, ``_refusal``).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self
 
 from pydantic import BaseModel, ValidationError
+from statemachine import StateChart
 from typing_extensions import TypeVar
 
+import lifecyclekit._fast as _fast
 import lifecyclekit._psm as _psm
 from lifecyclekit._display import DISPLAY_HOOKS
 from lifecyclekit._meta import LifecycleMeta
 from lifecyclekit.errors import PayloadError, SnapshotError, TransitionRejected, field_errors
 from lifecyclekit.explain import Explanation, build_explanation
-from lifecyclekit.payloads import validate_payload
+from lifecyclekit.payloads import dump_payload, validate_payload
 from lifecyclekit.snapshot import Snapshot, TransitionRecord, check_history, coerce_snapshot
 from lifecyclekit.transitions import Provenance, TransitionInfo, transition_table
 
@@ -44,6 +48,20 @@ __all__ = ["C", "Clock", "Lifecycle", "utc_now"]
 C = TypeVar("C", bound=BaseModel | None, default=Any)
 """The context model of a lifecycle: ``class Build(Lifecycle[BuildContext])``."""
 
+_RECORD_FIELDS = ("seq", "event", "source", "target", "payload", "at", "inferred")
+
+
+@lru_cache(maxsize=256)
+def _field_names(model: type[BaseModel]) -> frozenset[str]:
+    """A context model's field names and aliases (the keywords the constructor accepts)."""
+    fields = model.model_fields
+    return frozenset(fields) | {f.alias for f in fields.values() if f.alias is not None}
+
+
+def _as_record(values: tuple[Any, ...]) -> TransitionRecord:
+    return TransitionRecord.model_construct(**dict(zip(_RECORD_FIELDS, values, strict=True)))
+
+
 Clock = Callable[[], datetime]
 """A callable returning an aware ``datetime``; lifecycles read time only through it."""
 
@@ -54,7 +72,11 @@ def utc_now() -> datetime:
 
 
 class _StateHolder:
-    """The minimal model python-statemachine keeps the current state value on."""
+    """The minimal model python-statemachine keeps the current state value on.
+
+    Restore passes one already holding the state (so nothing is activated); an instance
+    given one of these still takes the compiled path, unlike one given a model of its own.
+    """
 
     __slots__ = ("state",)
 
@@ -75,6 +97,7 @@ class _HistoryRecorder:
 
 
 _RECORDER = _HistoryRecorder()
+_MODEL_PROTOTYPE = _StateHolder()
 
 
 class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
@@ -148,6 +171,20 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
     _state_by_id: ClassVar[dict[str, State]] = {}
     _id_by_value: ClassVar[dict[Any, str]] = {}
 
+    fast_path: ClassVar[bool] = True
+    """Whether instances may take the compiled event path (see :attr:`on_fast_path`); set it
+    to ``False`` to run a class on python-statemachine's engine. A class outside the flat
+    subset the compiled path reproduces runs on the engine whatever this says; its
+    ``fast_path_reason`` says why."""
+
+    _compiled: _fast.Plan | None = None
+    _clock: Clock = staticmethod(utc_now)
+    _revision = 0
+    _record_at: datetime | None = None
+    _record_inferred = False
+    _fast_running = True
+    _fast_busy = False
+
     def __init__(
         self,
         *,
@@ -162,11 +199,29 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
         if clock is not None and not callable(clock):
             msg = f"clock must be a callable returning an aware datetime, got {clock!r}."
             raise TypeError(msg)
-        self._clock: Clock = clock or utc_now
-        self._history: list[TransitionRecord] = []
-        self._revision = 0
-        self._record_at: datetime | None = None
-        self._record_inferred = False
+        attributes = self.__dict__
+        plan = _fast.plan_for(type(self), _MODEL_PROTOTYPE, _RECORDER)
+        if (
+            plan is not None
+            and not listeners
+            and state_field == "state"
+            and (model is None or type(model) is _StateHolder)
+            and (not attributes or plan.accepts(attributes))
+        ):
+            context = self._build_context(context, fields)
+            holder = model if model is not None else _StateHolder()
+            attributes["_compiled"] = plan
+            attributes["model"] = holder
+            attributes["_context"] = context
+            attributes["_history"] = []
+            if clock is not None:
+                attributes["_clock"] = clock
+            if holder.state is None:
+                _fast.activate(self, plan, start_value)
+            return
+        if clock is not None:
+            self._clock = clock
+        self._history: list[Any] = []
         self._context: Any = self._build_context(context, fields)
         super().__init__(
             model=model if model is not None else _StateHolder(),
@@ -220,9 +275,7 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
                 ]
                 raise PayloadError(name, "context", errors, hint="Give each field once.")
             fields = {**given, **fields}
-        known = set(model.model_fields) | {
-            f.alias for f in model.model_fields.values() if f.alias is not None
-        }
+        known = _field_names(model)
         unknown = [
             (key, "unknown context field", fields[key]) for key in fields if key not in known
         ]
@@ -279,7 +332,11 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
     @property
     def history(self) -> tuple[TransitionRecord, ...]:
         """Every transition fired by this instance, oldest first."""
-        return tuple(self._history)
+        history = self._history
+        for index, record in enumerate(history):
+            if type(record) is tuple:
+                history[index] = _as_record(record)
+        return tuple(history)
 
     @property
     def revision(self) -> int:
@@ -293,6 +350,8 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
             ValueError: the clock returned something other than an aware ``datetime``.
         """
         value = self._record_at if self._record_at is not None else self._clock()
+        if type(value) is datetime and value.tzinfo is UTC:
+            return value
         if not isinstance(value, datetime) or value.utcoffset() is None:
             msg = (
                 f"{type(self).__name__}'s clock returned {value!r}; it must return an aware "
@@ -338,8 +397,8 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
         except BaseException:
             if self.current_state_value != state:
                 self.current_state_value = state
-                # Entering a final state stopped psm's engine; the restored state is live.
-                _psm.set_engine_running(self, not self.states_map[state].final)
+                # Entering a final state stopped the engine; the restored state is live.
+                self._set_running(not self.states_map[state].final)
             self._context = context
             del self._history[length:]
             self._revision = revision
@@ -348,17 +407,201 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
     def _record_transition(
         self, event: str, source: State, target: State | None, payload: Any
     ) -> None:
-        self._revision += 1
-        record = TransitionRecord.model_construct(
-            seq=self._history[-1].seq + 1 if self._history else 1,
-            event=str(event),
-            source=source.id,
-            target=(target or source).id,
-            payload=payload.model_dump(mode="json") if isinstance(payload, BaseModel) else None,
-            at=self.now(),
-            inferred=self._record_inferred,
+        self._append_record(str(event), source.id, (target or source).id, payload)
+
+    def _append_record(self, event: str, source: str, target: str, payload: Any) -> None:
+        values = self.__dict__
+        values["_revision"] = self._revision + 1
+        history = self._history
+        if history:
+            last = history[-1]
+            seq = (last[0] if type(last) is tuple else last.seq) + 1
+        else:
+            seq = 1
+        # Kept as a tuple until history is read: a TransitionRecord costs more than the rest
+        # of an event.
+        history.append(
+            (
+                seq,
+                event,
+                source,
+                target,
+                dump_payload(payload) if isinstance(payload, BaseModel) else None,
+                self.now(),
+                self._record_inferred,
+            )
         )
-        self._history.append(record)
+
+    # -- the compiled path and python-statemachine's engine ------------------------------
+
+    @property
+    def on_fast_path(self) -> bool:
+        """Whether this instance runs events on the compiled path (``False``: on
+        python-statemachine's engine, for its class or since it was given listeners, a model
+        of its own, or asked for psm's per-instance machinery).
+
+        .. versionadded:: 0.2
+        """
+        return self._compiled is not None
+
+    @classmethod
+    def _fast_path_reason(cls) -> str | None:
+        return _fast.reason_for(cls, _MODEL_PROTOTYPE, _RECORDER)
+
+    def _start_engine(self, name: str) -> None:
+        """Leave the compiled path for good: build psm's per-instance machinery (something
+        asked for ``name``), carrying over the state, the running flag and waiting events."""
+        plan = self.__dict__.pop("_compiled", None)
+        if plan is None:
+            return
+        values = self.__dict__
+        running = values.pop("_fast_running", True)
+        waiting = [
+            (trigger, internal)
+            for key, internal in (("_fast_internal", True), ("_fast_queue", False))
+            for trigger in values.pop(key, None) or ()
+        ]
+        for key in ("_fast_busy", "_instance_states"):
+            values.pop(key, None)
+        _psm.start_engine(self, [_RECORDER], running)
+        for trigger, internal in waiting:
+            _psm.requeue(self, trigger.trigger_data(self), internal)
+
+    def _set_running(self, running: bool) -> None:
+        if self._compiled is not None:
+            self.__dict__["_fast_running"] = running
+        else:
+            _psm.set_engine_running(self, running)
+
+    def _instance_state(self, value: Any) -> Any:
+        """psm's ``InstanceState`` of the state ``value`` (compiled path: built on demand)."""
+        states = self.__dict__.get("_instance_states")
+        if states is None:
+            states = self.__dict__["_instance_states"] = {}
+        view = states.get(value)
+        if view is None:
+            view = states[value] = _psm.instance_state(self.states_map[value], self, states)
+        return view
+
+    def _ist(self) -> Any:
+        return self._instance_state(self.model.state)
+
+    def _send_compiled(self, event: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """``m.<event>(...)`` on the compiled path (psm's ``BoundEvent.__call__``)."""
+        if kwargs:
+            if "send_id" in kwargs:
+                self._start_engine("send_id")
+                return event(*args, **kwargs)
+            if "machine" in kwargs:
+                _psm.build_trigger_error(event, self, args, kwargs)
+            kwargs = _psm.drop_event_data_kwargs(kwargs)
+        plan = self._compiled
+        assert plan is not None
+        name = event.name
+        return _fast.send(self, _fast.Trigger(event, event.id, name, args, kwargs))
+
+    def send(
+        self,
+        event: str,
+        *args: Any,
+        delay: float | None = None,
+        send_id: str | None = None,
+        internal: bool | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Send the event ``event`` with ``args`` and ``kwargs`` (python-statemachine's
+        ``send``; ``delay`` and ``send_id`` move the instance to psm's engine)."""
+        plan = self._compiled
+        if plan is None or send_id is not None or delay:
+            if plan is not None:
+                self._start_engine("send")
+            return super().send(
+                event, *args, delay=delay, send_id=send_id, internal=internal, **kwargs
+            )
+        if event in plan.event_ids:
+            name: str | None = plan.event_names[event]
+            internal = bool(internal)
+        else:
+            known = getattr(self, event, None)
+            name = known.name if known else event
+            if known and known.delay:
+                self._start_engine("send")
+                return super().send(event, *args, internal=internal, **kwargs)
+            if internal is None:
+                internal = bool(known and known.internal)
+        if kwargs:
+            if "machine" in kwargs:
+                _psm.build_trigger_error(event, self, args, kwargs)
+            kwargs = _psm.drop_event_data_kwargs(kwargs)
+        return _fast.send(self, _fast.Trigger(None, event, name, args, kwargs, internal))
+
+    @property
+    def current_state_value(self) -> Any:
+        """The current state's value as the model holds it (python-statemachine's)."""
+        if self._compiled is not None:
+            return self.model.state
+        return super().current_state_value
+
+    @current_state_value.setter
+    def current_state_value(self, value: Any) -> None:
+        if self._compiled is not None and not isinstance(value, AbstractSet):
+            if value is not None and value not in self.states_map:
+                raise _psm.invalid_state_value(value)
+            self.model.state = value
+            return
+        StateChart.current_state_value.fset(self, value)  # type: ignore[attr-defined]
+
+    @property
+    def configuration(self) -> Any:
+        """The active states (python-statemachine's ``OrderedSet`` of ``InstanceState``)."""
+        if self._compiled is not None:
+            value = self.model.state
+            return _psm.OrderedSet(() if value is None else (self._instance_state(value),))
+        return StateChart.configuration.fget(self)  # type: ignore[attr-defined]
+
+    @configuration.setter
+    def configuration(self, states: Any) -> None:
+        if self._compiled is not None:
+            values = [state.value for state in states]
+            if len(values) <= 1:
+                self.current_state_value = values[0] if values else None
+                return
+        StateChart.configuration.fset(self, states)  # type: ignore[attr-defined]
+
+    @property
+    def configuration_values(self) -> Any:
+        """The active states' values (python-statemachine's)."""
+        if self._compiled is not None:
+            value = self.model.state
+            return _psm.OrderedSet(() if value is None else (value,))
+        return StateChart.configuration_values.fget(self)  # type: ignore[attr-defined]
+
+    @property
+    def is_terminated(self) -> bool:
+        """Whether a final state was entered and the machine stopped (python-statemachine's)."""
+        if self._compiled is not None:
+            return not self._fast_running
+        return bool(StateChart.is_terminated.fget(self))  # type: ignore[attr-defined]
+
+    @property
+    def active_listeners(self) -> list[object]:
+        """The listeners of this instance (python-statemachine's)."""
+        if self._compiled is not None:
+            return [_RECORDER]
+        return list(StateChart.active_listeners.fget(self))  # type: ignore[attr-defined]
+
+    def enabled_events(self, *args: Any, **kwargs: Any) -> Any:
+        """Events with a transition from the current state whose guards pass with the data
+        given (python-statemachine's)."""
+        plan = self._compiled
+        if plan is not None:
+            return _fast.enabled_events(self, plan, args, kwargs)
+        return super().enabled_events(*args, **kwargs)
+
+    def __getstate__(self) -> dict[str, Any]:
+        if self._compiled is not None:
+            self._start_engine("__getstate__")
+        return super().__getstate__()  # type: ignore[no-untyped-call,no-any-return]
 
     # -- typed events and explanations (engine hooks) ------------------------------------
 
@@ -369,6 +612,8 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
             return None
         if event_id in self._event_ids:
             model = self._payload_models.get(event_id)
+            if model is None and not args and not kwargs:
+                return (), {}
             return (), validate_payload(type(self).__name__, event_id, model, args, kwargs)
         return args, kwargs
 
@@ -382,6 +627,9 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
 
     def _guard_calls(self, transition: Transition) -> list[tuple[str, bool, Callable[..., Any]]]:
         """The guards of ``transition``: ``(name, expected value, raw callable)``, in order."""
+        plan = self._compiled
+        if plan is not None:
+            return plan.guard_calls(self, transition)
         return _psm.guard_calls(self, transition)
 
     def call(self, name: str, /, *args: Any, **data: Any) -> Any:
@@ -460,7 +708,7 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
             schema_version=self.schema_version,
             state=self.state,
             context=context.model_dump(mode="json") if context is not None else None,
-            history=tuple(self._history),
+            history=self.history,
             revision=self._revision,
         )
 
@@ -513,8 +761,9 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
             model=_StateHolder(state.value),
             context=context,
         )
-        instance._history = list(snap.history)
-        instance._revision = snap.revision
+        values = instance.__dict__
+        values["_history"] = list(snap.history)
+        values["_revision"] = snap.revision
         return instance
 
     @classmethod
