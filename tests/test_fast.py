@@ -17,6 +17,7 @@ from statemachine.exceptions import InvalidDefinition
 import lifecyclekit._fast as _fast
 from lifecyclekit import Lifecycle, State, registry
 from lifecyclekit.lifecycle import _RECORDER, _StateHolder
+from tests.differential_machines import MACHINES
 from tests.sample_machines import Door, Ticket
 
 pytestmark = pytest.mark.compiled_path
@@ -46,7 +47,7 @@ def _instance(cls: type[Lifecycle]) -> Lifecycle:
 
 
 @pytest.mark.parametrize(
-    "cls", [Ticket, Door, *(registry.get(n) for n in SHIPPED)], ids=lambda c: c.__name__
+    "cls", [Ticket, Door, *MACHINES, *(registry.get(n) for n in SHIPPED)], ids=lambda c: c.__name__
 )
 def test_the_plan_is_psms_resolution(cls: type[Lifecycle]) -> None:
     """Per callback list, the plan holds what a psm instance resolves, in psm's order."""
