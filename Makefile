@@ -46,8 +46,9 @@ test: lint typecheck
 	$(PY) -m pytest
 	LIFECYCLEKIT_ENGINE=psm $(PY) -m pytest -q $(PSM_RUN_SKIPS)
 
+# make bench ARGS="--suite core" (a group, a suite name or a glob; --quick, --rounds N, --list)
 bench: $(STAMP)
-	$(PY) tests/benchmarks/run.py
+	$(PY) tests/benchmarks/run.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .pytest_cache .ruff_cache
