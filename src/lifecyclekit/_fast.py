@@ -586,10 +586,10 @@ def reason_for(cls: type, model: object, recorder: object) -> str | None:
 def _compile(cls: type, model: object, recorder: object) -> _Compiled:
     reason: str | None
     plan: Plan | None = None
-    if os.environ.get(ENGINE_ENV, "").lower() == "psm":
-        reason = f"{ENGINE_ENV}=psm"
-    elif not cls.__dict__.get("fast_path", getattr(cls, "fast_path", True)):
+    if not getattr(cls, "fast_path", True):
         reason = "it sets fast_path = False"
+    elif os.environ.get(ENGINE_ENV, "").lower() == "psm":
+        reason = f"{ENGINE_ENV}=psm"
     else:
         definition = _psm.resolve_flat(cls, model, [recorder])
         if isinstance(definition, str):

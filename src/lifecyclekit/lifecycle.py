@@ -10,9 +10,14 @@ changed) -> python-statemachine selects the transition, evaluating guards (refus
 :class:`~lifecyclekit.TransitionRejected` with every guard's verdict, nothing changed) ->
 callbacks run -> the state changes and one record is appended to :attr:`Lifecycle.history`.
 
-The private python-statemachine names lifecyclekit relies on all live in
+Two paths run that flow with the same observable behaviour. An instance of a flat class runs
+it on the class's compiled plan (:mod:`lifecyclekit._fast`) and holds only its state holder,
+context, history, revision, clock and plan; anything else (and an instance given listeners or
+a model of its own, or asked for python-statemachine's per-instance machinery) runs on
+python-statemachine's engine. :attr:`Lifecycle.on_fast_path` and ``Cls.fast_path_reason`` say
+which. The private python-statemachine names lifecyclekit relies on all live in
 :mod:`lifecyclekit._psm` (pinned by ``tests/test_engine_hooks.py``); this module implements
-the hooks it exposes (``_admit_event``, ``_refusal``).
+the hooks it exposes (``_admit_event``, ``_refusal``, ``_start_engine``).
 """
 
 from __future__ import annotations
