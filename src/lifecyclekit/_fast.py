@@ -636,7 +636,8 @@ def send(machine: Any, trigger: Trigger) -> Any:
     if not machine._fast_running:
         raise machine._refusal(trigger.event(machine), trigger.kw)
     if machine._fast_busy:
-        queue = "_fast_internal" if trigger.internal else "_fast_queue"
+        internal = trigger.internal and _psm.step_runner() is machine
+        queue = "_fast_internal" if internal else "_fast_queue"
         pending = machine.__dict__.get(queue)
         if pending is None:
             pending = machine.__dict__[queue] = deque()
@@ -659,6 +660,7 @@ def run(machine: Any, own: Trigger | None, first: Trigger | None = None) -> Any:
     values = machine.__dict__
     values["_fast_busy"] = True
     result: Any = _SENTINEL
+    running = _psm.begin_step(machine)
     try:
         try:
             while machine._fast_running:
@@ -687,6 +689,7 @@ def run(machine: Any, own: Trigger | None, first: Trigger | None = None) -> Any:
                 if queue:
                     queue.clear()
         finally:
+            _psm.end_step(running)
             values["_fast_busy"] = False
     except _psm.TransitionNotAllowed as err:
         # As psm's loop releases its lock before lifecyclekit's hook explains the refusal,
@@ -833,6 +836,7 @@ def activate(machine: Any, plan: Plan, start_value: Any) -> None:
     trigger = Trigger(None, "__initial__", None, (), {})
     attributes = machine.__dict__
     attributes["_fast_busy"] = True
+    running = _psm.begin_step(machine)
     try:
         if plan.generic:
             _kwargs(machine, trigger, transition, empty, empty, state, plan)
@@ -843,6 +847,7 @@ def activate(machine: Any, plan: Plan, start_value: Any) -> None:
         if state.final:
             attributes["_fast_running"] = False
     finally:
+        _psm.end_step(running)
         attributes["_fast_busy"] = False
     run(machine, None)
 

@@ -36,6 +36,7 @@ import statemachine
 from statemachine import Event, State, StateChart, StateMachine
 from statemachine.callbacks import CallbackGroup, CallbacksRegistry, SpecReference, allways_true
 from statemachine.dispatcher import Listener, Listeners
+from statemachine.engines.base import _running_engine
 from statemachine.event import BoundEvent
 from statemachine.event_data import EventData, TriggerData
 from statemachine.exceptions import InvalidStateValue, TransitionNotAllowed
@@ -216,6 +217,19 @@ def start_engine(machine: StateChart[Any], listeners: list[object], running: boo
     (so nothing is activated), with ``listeners``, and set the engine's ``running`` flag."""
     StateChart.__init__(machine, model=machine.model, listeners=listeners)
     machine._engine.running = running
+
+
+begin_step: Callable[[Any], Any] = _running_engine.set
+"""Mark the current context (thread or task) as running a step of the given runner, as psm's
+engines do (``engines/base.py:_processing_step``); returns the token for :func:`end_step`.
+psm puts an internal event on the internal queue only when its own machine runs the step of
+the current context. (The context variable's own methods: no Python call on the hot path.)"""
+
+end_step: Callable[[Any], None] = _running_engine.reset
+"""Undo :func:`begin_step` with its token."""
+
+step_runner: Callable[[], object] = _running_engine.get
+"""Whose step the current context is running (an engine, a compiled machine, or None)."""
 
 
 def requeue(machine: StateChart[Any], trigger_data: TriggerData, internal: bool) -> None:
