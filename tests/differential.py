@@ -103,6 +103,7 @@ def observe(machine: Lifecycle) -> dict[str, Any]:
         "allowed": [repr(e) for e in machine.allowed_events],
         "active": {s.id: getattr(machine, s.id).is_active for s in type(machine).states},
         "snapshot": machine.snapshot().model_dump(mode="json"),
+        "start values": list(machine.start_configuration_values),
         "repr": repr(machine),
     }
 

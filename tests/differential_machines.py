@@ -294,7 +294,15 @@ class Sub(Overridden):
         return act(self, "on_exit_paid")
 
 
-MACHINES: list[type[Lifecycle]] = [Kitchen, Prepared, Overridden, Sub]
+class Recorded(Kitchen):
+    """Overrides the history hook the history listener calls."""
+
+    def _record_transition(self, event: Any, source: Any, target: Any, payload: Any) -> None:
+        record("_record_transition", self, event=event, source=source, target=target, p=payload)
+        super()._record_transition(event, source, target, payload)
+
+
+MACHINES: list[type[Lifecycle]] = [Kitchen, Prepared, Overridden, Sub, Recorded]
 EVENTS = ["start", "pay", "poke", "nudge", "touch", "back", "again", "finish", "cancel", "lam"]
 CALLBACK_NAMES = sorted(
     {

@@ -172,6 +172,24 @@ def test_initial_activation_behaves_alike(knobs: list[tuple[str, Any]], steps: l
         apply(twin, step)
 
 
+@pytest.mark.parametrize("start", ["busy", "paid", "done", "nowhere"])
+def test_starting_elsewhere_behaves_alike(start: str) -> None:
+    """``start_value=``: that state's entry actions run (a final one stops the machine)."""
+    twin = Twin(Kitchen, kwargs={"start_value": start})
+    twin.create()
+    for event in ("pay", "poke", "finish", "cancel"):
+        twin.step(f"send {event}", send(event, **({"amount": 1} if event == "pay" else {})))
+
+
+def test_an_instance_attribute_named_like_an_event_is_what_send_finds() -> None:
+    """psm's send() looks the event name up on the instance first, attributes included."""
+    twin = Twin(Kitchen)
+    twin.create()
+    twin.step("shadow start", lambda m: setattr(m, "start", "not an event"))
+    twin.step("send start", send("start"))
+    twin.step("send cancel", send("cancel"))
+
+
 def test_every_callback_phase_can_raise_and_roll_back() -> None:
     """An error in each phase of ``start`` leaves both paths in the same place."""
     for name in CALLBACK_NAMES:

@@ -198,6 +198,7 @@ class Plan:
         self.definition = definition
         self.recorder = recorder
         self.proto: Any = object.__new__(cls)
+        self.records_directly = bool(getattr(recorder, "records_directly", bool)(cls))
         self.lookup_names = definition.lookup_names
         names = tuple(name for name, _ in definition.class_values)
         self._class_check = attrgetter(*names) if names else None
@@ -305,7 +306,7 @@ class Plan:
         if cb.kind == "expression" and len(cb.leaves) == 1 and cb.target.isidentifier():
             cb = cb.leaves[0][1]
         if cb.kind == "listener" and cb.target == (0, "after_transition"):
-            return _record_caller(ctx)
+            return _record_caller(ctx, self.records_directly)
         if ctx.kw is not None and cb.kind in ("method", "callable"):
             static = _static_caller(cb, ctx, self.proto)
             if static is not None:
@@ -431,16 +432,26 @@ def _attribute_caller(name: str) -> Caller:
     return read
 
 
-def _record_caller(ctx: _Ctx) -> Caller:
+def _record_caller(ctx: _Ctx, directly: bool) -> Caller:
+    """The history listener's ``after_transition``: the machine's ``_record_transition`` with
+    the after phase's event, source, target and payload (its tuple appended directly when the
+    class keeps lifecyclekit's own)."""
     if ctx.kw is None:
         return _mark(_record_from_dict)
-    source = ctx.source.id
-    target = (ctx.target or ctx.source).id
+    source, target = ctx.source, ctx.target
+    if not directly:
 
-    def record(m: Any, T: Trigger, d: Any) -> Any:
-        return m._append_record(T.eid, source, target, T.kw.get("payload"))
+        def record(m: Any, T: Trigger, d: Any) -> Any:
+            return m._record_transition(T.event(m), source, target, T.kw.get("payload"))
 
-    return record
+        return record
+    source_id = source.id
+    target_id = (target or source).id
+
+    def append(m: Any, T: Trigger, d: Any) -> Any:
+        return m._append_record(T.eid, source_id, target_id, T.kw.get("payload"))
+
+    return append
 
 
 def _leaf_factory(leaves: dict[str, _psm.Callback]) -> Callable[[str], Callable[..., Any]]:

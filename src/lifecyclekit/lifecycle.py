@@ -100,6 +100,12 @@ class _HistoryRecorder:
     ) -> None:
         machine._record_transition(event, source, target, kwargs.get("payload"))
 
+    @staticmethod
+    def records_directly(cls: type[Lifecycle]) -> bool:
+        """Whether the compiled path may append records itself (the class does not override
+        ``_record_transition``)."""
+        return cls._record_transition is Lifecycle._record_transition
+
 
 _RECORDER = _HistoryRecorder()
 _MODEL_PROTOTYPE = _StateHolder()
@@ -221,6 +227,8 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
             attributes["_history"] = []
             if clock is not None:
                 attributes["_clock"] = clock
+            if start_value is not None:
+                attributes["start_configuration_values"] = [start_value]
             if holder.state is None:
                 _fast.activate(self, plan, start_value)
             return
@@ -523,7 +531,7 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
             return super().send(
                 event, *args, delay=delay, send_id=send_id, internal=internal, **kwargs
             )
-        if event in plan.event_ids:
+        if event in plan.event_ids and event not in self.__dict__:
             name: str | None = plan.event_names[event]
             internal = bool(internal)
         else:
