@@ -25,7 +25,8 @@ class Knobs(BaseModel):
     boom: list[str] = Field(default_factory=list)
     """Names of callbacks (and guards) that raise ``RuntimeError``."""
     nested: dict[str, list[str]] = Field(default_factory=dict)
-    """Callback name -> events it sends (``!name`` with ``raise_``)."""
+    """Callback name -> events it sends (``!name`` with ``raise_``, ``~name`` delayed 1 ms,
+    which moves a compiled instance to psm's engine in the middle of its step)."""
     returns: dict[str, Any] = Field(default_factory=dict)
     """Callback name -> the value it returns."""
     count: int = 0
@@ -49,6 +50,8 @@ def act(machine: Any, name: str) -> Any:
         # The budget keeps a callback that re-sends its own event from looping forever.
         if event.startswith("!"):
             machine.raise_(event[1:])
+        elif event.startswith("~"):
+            machine.send(event[1:], delay=1)
         else:
             machine.send(event)
     return knobs.returns.get(name)

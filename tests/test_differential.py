@@ -172,6 +172,16 @@ def test_initial_activation_behaves_alike(knobs: list[tuple[str, Any]], steps: l
         apply(twin, step)
 
 
+def test_a_delayed_send_while_the_initial_state_is_entered_behaves_alike() -> None:
+    """The instance moves to the engine during its own construction; psm's loop then runs
+    the delayed event."""
+    twin = Twin(Kitchen, kwargs={"nested": {"on_enter_idle": ["~start"]}})
+    twin.create()
+    assert not twin.fast.on_fast_path
+    assert [r.event for r in twin.fast.history] == ["start"]
+    twin.step("send pay", send("pay", amount=1))
+
+
 @pytest.mark.parametrize("start", ["busy", "paid", "done", "nowhere"])
 def test_starting_elsewhere_behaves_alike(start: str) -> None:
     """``start_value=``: that state's entry actions run (a final one stops the machine)."""
@@ -309,6 +319,12 @@ QUEUE_SCENARIOS = [
         ["start", "nudge"],
         ["start", "nudge"],
         id="error-in-internal-event-clears-both-queues",
+    ),
+    pytest.param(
+        {"nested": {"on_start": ["~nudge"], "after_nudge": ["back"]}},
+        ["start", "lam"],
+        ["start", "nudge", "back", "lam"],
+        id="delayed-send-mid-step-hands-the-queue-to-the-engine",
     ),
     pytest.param(
         {"nested": {"on_start": ["!finish", "touch"]}},

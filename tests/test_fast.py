@@ -399,3 +399,20 @@ def test_asking_for_psm_machinery_moves_the_instance_to_the_engine() -> None:
     with_id = Door()
     with_id.send("push", send_id="x")
     assert (with_id.on_fast_path, with_id.state) == (False, "locked")
+
+
+def test_a_listener_added_inside_a_callback_hears_from_the_next_event() -> None:
+    """The documented difference: psm would call it from the next phase of the same step."""
+    audit = _Audit()
+
+    class Recruiting(Ticket):
+        def on_start(self) -> None:
+            self.add_listener(audit)
+
+    ticket = Recruiting(ticket_id="t")
+    ticket.start()
+    assert not ticket.on_fast_path
+    assert audit.seen == []
+    ticket.retry()
+    assert audit.seen == ["retry:running->queued"]
+    assert [r.event for r in ticket.history] == ["start", "retry"]

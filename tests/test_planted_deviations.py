@@ -146,7 +146,7 @@ def test_a_final_state_that_does_not_stop_is_caught(monkeypatch: pytest.MonkeyPa
     """Entering a final state leaves the machine running."""
     planted = _edited(
         _fast._microstep,
-        '                machine.__dict__["_fast_running"] = False\n',
+        "                machine._set_running(False)\n",
         "                pass\n",
     )
     monkeypatch.setattr(_fast, "_microstep", planted)

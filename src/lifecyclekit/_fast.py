@@ -668,22 +668,25 @@ def run(machine: Any, own: Trigger | None, first: Trigger | None = None) -> Any:
     ``first`` is an event taken before anything queued (the queues are empty)."""
     if machine._fast_busy:
         return None
+    plan = machine._compiled
+    if plan is None:  # moved to the engine while its initial state was entered
+        return machine._processing_loop()
     values = machine.__dict__
     values["_fast_busy"] = True
     result: Any = _SENTINEL
     running = _psm.begin_step(machine)
     try:
         try:
-            while machine._fast_running:
+            while machine._fast_running and machine._compiled is plan:
                 internal = values.get("_fast_internal")
-                while internal:
+                while internal and machine._compiled is plan:
                     trigger = internal.popleft()
                     try:
                         _take(machine, trigger, False)
                     except Exception:
                         _clear(values)
                         raise
-                if not machine._fast_running:
+                if not machine._fast_running or machine._compiled is not plan:
                     break
                 if first is not None:
                     trigger, first = first, None
@@ -695,19 +698,28 @@ def run(machine: Any, own: Trigger | None, first: Trigger | None = None) -> Any:
                 value = _take(machine, trigger, True)
                 if result is _SENTINEL:
                     result = value
-            if not machine._fast_running:
+            if machine._compiled is not plan:
+                values.pop("_fast_busy", None)
+            elif not machine._fast_running:
                 queue = values.get("_fast_queue")
                 if queue:
                     queue.clear()
         finally:
             _psm.end_step(running)
-            values["_fast_busy"] = False
+            if machine._compiled is plan:
+                values["_fast_busy"] = False
+            else:
+                _psm.release_step(machine)
     except _psm.TransitionNotAllowed as err:
         # As psm's loop releases its lock before lifecyclekit's hook explains the refusal,
         # guards evaluated for the explanation run outside the step.
         if own is None or machine._is_refusal(err) or err.event is not own.event(machine):
             raise
         raise machine._refusal(own.event(machine), own.kw) from None
+    if machine._compiled is not plan:
+        # Moved to the engine during this loop: psm's loop runs what was sent meanwhile.
+        later = machine._processing_loop()
+        return later if result is _SENTINEL else result
     return None if result is _SENTINEL else result
 
 
@@ -783,7 +795,7 @@ def _microstep(  # noqa: C901
             for step in c.enter:
                 step(machine, trigger, de)
             if c.final:
-                machine.__dict__["_fast_running"] = False
+                machine._set_running(False)
     except Exception:
         holder.state = previous
         raise
@@ -856,10 +868,13 @@ def activate(machine: Any, plan: Plan, start_value: Any) -> None:
         for step in callers:
             step(machine, trigger, d)
         if state.final:
-            attributes["_fast_running"] = False
+            machine._set_running(False)
     finally:
         _psm.end_step(running)
-        attributes["_fast_busy"] = False
+        if machine._compiled is plan:
+            attributes["_fast_busy"] = False
+        else:
+            _psm.release_step(machine)
     run(machine, None)
 
 

@@ -212,11 +212,29 @@ def invalid_state_value(values: Any) -> Exception:
     return InvalidStateValue(values)  # type: ignore[no-untyped-call]
 
 
-def start_engine(machine: StateChart[Any], listeners: list[object], running: bool) -> None:
+def start_engine(
+    machine: StateChart[Any], listeners: list[object], running: bool, in_step: bool
+) -> None:
     """Build psm's per-instance machinery for a machine whose model already holds its state
-    (so nothing is activated), with ``listeners``, and set the engine's ``running`` flag."""
+    (so nothing is activated), with ``listeners``, and set the engine's ``running`` flag.
+
+    ``in_step``: a compiled step of this machine is under way; the engine then takes it over
+    as psm's own loop would hold it (its processing lock held, the step context its own), so
+    events sent until the step ends wait in the engine's queues; :func:`release_step` ends
+    that once the compiled step is done."""
     StateChart.__init__(machine, model=machine.model, listeners=listeners)
-    machine._engine.running = running
+    engine = machine._engine
+    engine.running = running
+    if in_step:
+        engine._processing.acquire(blocking=False)
+        _running_engine.set(engine)
+
+
+def release_step(machine: StateChart[Any]) -> None:
+    """After a compiled step during which the machine moved to the engine: release the
+    processing lock :func:`start_engine` took (the caller then runs the machine's processing
+    loop, for the events sent meanwhile, unless the step raised)."""
+    machine._engine._processing.release()
 
 
 begin_step: Callable[[Any], Any] = _running_engine.set

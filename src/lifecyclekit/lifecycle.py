@@ -474,9 +474,9 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
             for key, internal in (("_fast_internal", True), ("_fast_queue", False))
             for trigger in values.pop(key, None) or ()
         ]
-        for key in ("_fast_busy", "_instance_states"):
-            values.pop(key, None)
-        _psm.start_engine(self, [_RECORDER], running)
+        in_step = bool(values.pop("_fast_busy", False))
+        values.pop("_instance_states", None)
+        _psm.start_engine(self, [_RECORDER], running, in_step)
         for trigger, internal in waiting:
             _psm.requeue(self, trigger.trigger_data(self), internal)
 
