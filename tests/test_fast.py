@@ -416,3 +416,24 @@ def test_a_listener_added_inside_a_callback_hears_from_the_next_event() -> None:
     ticket.retry()
     assert audit.seen == ["retry:running->queued"]
     assert [r.event for r in ticket.history] == ["start", "retry"]
+
+
+def test_a_method_added_to_a_plain_mixin_later_reaches_new_instances() -> None:
+    """As with psm (which resolves per instance), a convention added to a mixin after the
+    first instance runs for later instances, not for the earlier one."""
+    seen: list[str] = []
+
+    class Mixin:
+        pass
+
+    class Mixed(Mixin, Ticket):
+        pass
+
+    first = Mixed(ticket_id="t")
+    Mixin.on_enter_cancelled = lambda self: seen.append("later")  # type: ignore[attr-defined]
+    second = Mixed(ticket_id="t")
+    first.cancel()
+    second.cancel()
+    assert seen == ["later"]
+    assert first.on_fast_path
+    assert second.on_fast_path

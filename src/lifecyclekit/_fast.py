@@ -17,10 +17,8 @@ wildcard, positional data) the plan builds the same dict and binds with psm's bi
 What the plan cannot reproduce falls back, per class (:func:`reason_for` says why) or per
 instance (listeners, a custom model), to python-statemachine's engine, exactly as before.
 
-Known limits, each documented where users meet it: a callback method *added* to a plain
-(non-``Lifecycle``) mixin class after the first instance was created is not seen until a
-``Lifecycle`` class attribute changes (methods replaced on a mixin are seen); a listener
-added from inside a callback takes effect from the next event (psm: from the next phase).
+One known difference, documented where users meet it: a listener added from inside a
+callback takes effect from the next event (psm: from the next phase of the current step).
 """
 
 from __future__ import annotations
@@ -204,6 +202,16 @@ class Plan:
         self._class_check = attrgetter(*names) if names else None
         values = tuple(value for _, value in definition.class_values)
         self._class_expected: Any = values[0] if len(values) == 1 else values
+        # Plain mixins (no lifecycle metaclass to report changes): a name added to one later
+        # changes what psm resolves for new instances; their namespaces' sizes show it.
+        self._mixins = tuple(
+            klass.__dict__
+            for klass in cls.__mro__
+            if type(klass) is type
+            and klass is not object
+            and not klass.__module__.startswith(("statemachine", "typing", "builtins"))
+        )
+        self._mixin_sizes = tuple(len(namespace) for namespace in self._mixins)
         self.states_map: dict[Any, State] = cls.states_map  # type: ignore[attr-defined]
         self.event_ids: frozenset[str] = frozenset(str(e) for e in cls._events)  # type: ignore[attr-defined]
         self.event_names = {str(e): e.name for e in cls._events}  # type: ignore[attr-defined]
@@ -234,9 +242,13 @@ class Plan:
     # -- freshness -------------------------------------------------------------------------
 
     def fresh(self) -> bool:
-        """The class still resolves each callback name to what the plan was built from."""
+        """The class still resolves each callback name to what the plan was built from, and
+        no plain mixin gained or lost a name."""
         check = self._class_check
-        return check is None or check(self.cls) == self._class_expected
+        if check is not None and check(self.cls) != self._class_expected:
+            return False
+        mixins = self._mixins
+        return not mixins or tuple(map(len, mixins)) == self._mixin_sizes
 
     def accepts(self, attributes: Iterable[str]) -> bool:
         """No instance attribute set before construction shadows a name psm looks up."""
