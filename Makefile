@@ -36,11 +36,12 @@ typecheck: $(STAMP)
 # LIFECYCLEKIT_ENGINE=psm on python-statemachine's engine. The second run leaves out what does
 # not exercise the engine differently: building and installing the wheel (test_packaging),
 # the multi-process store runs (store/test_concurrency; store/test_store covers send on both
-# back-ends) and the benchmark smoke test; tests marked compiled_path (test_fast,
+# back-ends), the PostgreSQL server stop/restart test (store/test_faults: the driver's and
+# the server's behaviour) and the benchmark smoke test; tests marked compiled_path (test_fast,
 # test_differential, test_generated_machines, test_planted_deviations) compare both engines
 # within one run and deselect themselves.
 PSM_RUN_SKIPS := --ignore=tests/test_packaging.py --ignore=tests/store/test_concurrency.py \
-	--ignore=tests/test_benchmarks_smoke.py
+	--ignore=tests/store/test_faults.py --ignore=tests/test_benchmarks_smoke.py
 
 test: lint typecheck
 	$(PY) -m pytest

@@ -30,7 +30,10 @@ def tour() -> None:
     lifecyclekit('send orders observe --data \'{"state": "JOB_STATE_PENDING"}\'')
     lifecyclekit('send orders observe --data \'{"state": "JOB_STATE_RUNNING"}\' --key poll-2')
     lifecyclekit('send orders observe --data \'{"state": "JOB_STATE_RUNNING"}\' --key poll-2')
-    lifecyclekit('send orders request --data \'{"requested_state": "JOB_STATE_DRAINED"}\'')
+    lifecyclekit(
+        'send orders request --data \'{"requested_state": "JOB_STATE_DRAINED"}\' '
+        "--actor ops --reason 'release 42'"
+    )
     lifecyclekit('send orders observe --data \'{"state": "JOB_STATE_RUNNING"}\'')
     lifecyclekit('send orders observe --data \'{"state": "JOB_STATE_DRAINED"}\'')
     lifecyclekit("history orders")
@@ -41,6 +44,7 @@ def tour() -> None:
     lifecyclekit("send upload start")
     lifecyclekit('send upload finish --data \'{"outcome": "success", "output": {"n": 3}}\'')
     lifecyclekit("history upload")
+    lifecyclekit("watch --once --consumer mailer")  # the change feed, in commit order
     chain_tour()
     lifecyclekit("ls")
 

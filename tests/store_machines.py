@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from lifecyclekit import Lifecycle, Registry, State
+from lifecyclekit import Lifecycle, Registry, State, TransitionRecord
 
 REGISTRY = Registry(discover=False)
 
@@ -40,3 +40,34 @@ class Toggle(Lifecycle):
         with self.atomic():
             self.flip(text=text)
             self.flip(text=text)
+
+
+class StrayToggle(Toggle):
+    """An application subclass of a registered lifecycle, itself not registered."""
+
+    def _count(self) -> None:
+        self.context.flips += 10
+
+
+@REGISTRY.register("loud-toggle")
+class LoudToggle(Toggle):
+    """A registered subclass with callbacks of its own: the store must run them, never
+    Toggle's."""
+
+    def _count(self) -> None:
+        self.context.flips += 100
+
+
+@REGISTRY.register("alert-toggle")
+class AlertToggle(Toggle):
+    """Appends a line to the file named by its label for every flip it runs (``.attempts``)
+    and for every flip a store committed (``after_commit``)."""
+
+    def _count(self) -> None:
+        super()._count()
+        with open(f"{self.context.label}.attempts", "a", encoding="utf-8") as file:
+            file.write("x\n")
+
+    def after_commit(self, record: TransitionRecord) -> None:
+        with open(self.context.label, "a", encoding="utf-8") as file:
+            file.write(f"{record.seq}\n")

@@ -86,6 +86,10 @@ def test_groups_cover_core_store_and_scaling(quick_run: Any) -> None:
             assert suite["contender_names"] == ["lifecyclekit", "raw database"]
             assert suite["measure"] == "rate"
     assert by_name["scaling.send-history"]["contender_names"] == ["200 records", "10 records"]
+    assert by_name["scaling.find-instances"]["contender_names"] == [
+        "3,000 instances",
+        "300 instances",
+    ]
 
 
 def test_ratios_are_same_round(quick_run: Any) -> None:
@@ -234,8 +238,14 @@ def test_selection_by_group_name_and_glob() -> None:
     def names(*patterns: str) -> list[str]:
         return [s.name for s in harness.select(suites, patterns)]
 
-    assert names("scaling") == ["scaling.send-history"]
-    assert names("core.create,scaling") == ["core.create", "scaling.send-history"]
+    scaling = [
+        "scaling.send-history",
+        "scaling.send-history-postgres",
+        "scaling.find-instances",
+        "scaling.find-instances-postgres",
+    ]
+    assert names("scaling") == scaling
+    assert names("core.create,scaling") == ["core.create", *scaling]
     assert names("store.*-4p") == [
         "store.send-sqlite-normal-4p",
         "store.send-sqlite-full-4p",

@@ -61,6 +61,12 @@ def test_store_tour_drives_the_embedded_store() -> None:
     out = run("store_tour.py")
     assert "$ lifecyclekit send orders observe" in out
     assert "state:    drained (JOB_STATE_DRAINED)" in out
+    drain = next(line for line in out.splitlines() if " drain " in line and "running" in line)
+    assert drain.endswith("by ops because 'release 42'")
+    feed = out.split("$ lifecyclekit watch --once --consumer mailer\n", 1)[1].split("\n\n")[0]
+    assert [line.split()[4] for line in feed.splitlines()] == [
+        "discover", "run", "drain", "finish_drain", "start", "finish",
+    ]  # fmt: skip
     refusals = run("store_tour.py", "stderr")
     assert "refused: Can't start OneTimeWork in ENQUEUED: constraints_met is False" in refusals
     assert "merge input:  {'photos': 120, 'videos': 8}" in out

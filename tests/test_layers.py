@@ -49,12 +49,6 @@ PRIVATE_PSM += ("statemachine.event_data", "statemachine.dispatcher", "statemach
 PRIVATE_PSM += ("statemachine.spec_parser", "statemachine.configuration", "statemachine.event")
 PRIVATE_PSM += ("statemachine.orderedset", "statemachine.graph", "statemachine.invoke")
 PENDING = {
-    ("lifecyclekit.store.sqlite", "lifecyclekit.lifecycle"): "move 6: back-ends speak SQL only",
-    ("lifecyclekit.store.sqlite", "lifecyclekit.registry"): "move 6",
-    ("lifecyclekit.store.sqlite", "lifecyclekit.store._core"): "move 6",
-    ("lifecyclekit.store.postgres", "lifecyclekit.lifecycle"): "move 6",
-    ("lifecyclekit.store.postgres", "lifecyclekit.registry"): "move 6",
-    ("lifecyclekit.store.postgres", "lifecyclekit.store._core"): "move 6",
     ("lifecyclekit.machines.workmanager._graph_store", "lifecyclekit.store"): "move 8",
 }
 

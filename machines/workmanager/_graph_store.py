@@ -11,8 +11,6 @@ and their due times, loading only those.
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -20,7 +18,14 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from lifecyclekit import Clock, Lifecycle
-from lifecyclekit.store import MAX_ATTEMPTS, Session, Store, StoreError, WriteConflict
+from lifecyclekit.store import (
+    Extension,
+    ExtensionSQL,
+    Store,
+    StoreError,
+    UnitOfWork,
+    WriteConflict,
+)
 
 from .continuation import GraphSnapshot, UnknownWork, WorkContinuation
 from .graph import WorkGraph
@@ -30,20 +35,24 @@ __all__ = ["StoredWorkGraph"]
 
 T = TypeVar("T")
 
-GRAPH_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS lk_graph (graph TEXT PRIMARY KEY, version INTEGER NOT NULL)",
-    """CREATE TABLE IF NOT EXISTS lk_graph_works (
+GRAPH = Extension(
+    "graph",
+    1,
+    (
+        "CREATE TABLE IF NOT EXISTS lk_graph (graph TEXT PRIMARY KEY, version INTEGER NOT NULL)",
+        """CREATE TABLE IF NOT EXISTS lk_graph_works (
         graph TEXT NOT NULL, work_id TEXT NOT NULL, position INTEGER NOT NULL,
         state TEXT NOT NULL, due_at TEXT, is_join INTEGER NOT NULL,
         PRIMARY KEY (graph, work_id))""",
-    "CREATE INDEX IF NOT EXISTS lk_graph_works_due ON lk_graph_works (graph, state, due_at)",
-    """CREATE TABLE IF NOT EXISTS lk_graph_edges (
+        "CREATE INDEX IF NOT EXISTS lk_graph_works_due ON lk_graph_works (graph, state, due_at)",
+        """CREATE TABLE IF NOT EXISTS lk_graph_edges (
         graph TEXT NOT NULL, work_id TEXT NOT NULL, prerequisite_id TEXT NOT NULL,
         position INTEGER NOT NULL, PRIMARY KEY (graph, work_id, prerequisite_id))""",
-    "CREATE INDEX IF NOT EXISTS lk_graph_edges_up ON lk_graph_edges (graph, prerequisite_id)",
-    """CREATE TABLE IF NOT EXISTS lk_graph_names (
+        "CREATE INDEX IF NOT EXISTS lk_graph_edges_up ON lk_graph_edges (graph, prerequisite_id)",
+        """CREATE TABLE IF NOT EXISTS lk_graph_names (
         graph TEXT NOT NULL, name TEXT NOT NULL, work_id TEXT NOT NULL,
         position INTEGER NOT NULL, PRIMARY KEY (graph, name, work_id))""",
+    ),
 )
 
 
@@ -99,11 +108,11 @@ class _Lazy(MutableMapping[Any, Any]):
 class _LazyJoins(set[UUID]):
     """combine's join works, read from ``lk_graph_works.is_join`` on first question."""
 
-    def __init__(self, session: Session, graph: str) -> None:
+    def __init__(self, sql: ExtensionSQL, graph: str) -> None:
         super().__init__()
-        rows = session.execute(
+        rows = sql.query(
             "SELECT work_id FROM lk_graph_works WHERE graph = ? AND is_join = 1", (graph,)
-        ).fetchall()
+        )
         self.update(UUID(row[0]) for row in rows)
 
 
@@ -114,20 +123,28 @@ class StoredWorkGraph(WorkGraph):
         self, *, clock: Clock | None = None, store: Store | None = None, name: str = "default"
     ) -> None:
         super().__init__(clock=clock)
-        if store is None:
-            msg = "StoredWorkGraph needs store=open_store(url)."
+        if not isinstance(store, Store):
+            msg = (
+                f"WorkGraph(store=...) takes an open store, not {type(store).__name__}: "
+                "WorkGraph(store=open_store(url)) (from lifecyclekit.store import open_store)."
+            )
             raise StoreError(msg)
         self.store = store
         self.name = name
-        self._session: Session | None = None
+        self._session: UnitOfWork | None = None
+        self._sql: ExtensionSQL | None = None
         self._added: set[UUID] = set()
         self._touched: set[UUID] = set()
         self._version = 0
-        with store.session() as session:
-            for statement in GRAPH_SCHEMA:
-                session.execute(statement)
-            if not session.execute("SELECT 1 FROM lk_graph WHERE graph = ?", (name,)).fetchone():
-                session.execute("INSERT INTO lk_graph (graph, version) VALUES (?, 0)", (name,))
+        store.extension(GRAPH)
+
+        def ensure(uow: UnitOfWork) -> None:
+            uow.extension(GRAPH).execute(
+                "INSERT INTO lk_graph (graph, version) VALUES (?, 0) ON CONFLICT DO NOTHING",
+                (name,),
+            )
+
+        store.run(ensure)
 
     # -- one store transaction per operation -------------------------------------------------
 
@@ -142,52 +159,49 @@ class StoredWorkGraph(WorkGraph):
     ) -> T:
         if self._session is not None:  # nested: already inside this graph's transaction
             return operation(*args, **kwargs)
-        for attempt in range(MAX_ATTEMPTS):
+
+        def attempt(uow: UnitOfWork) -> T:
+            # The store re-runs this whole attempt when another writer won the graph.
             try:
-                with self.store.session(write=write) as session:
-                    self._begin(session)
-                    result = operation(*args, **kwargs)
-                    if write:
-                        self._write_back(session)
-                    return result
-            except Exception as exc:
-                if not self.store.is_conflict(exc):
-                    raise
-                # Another writer won the graph: back off a little, randomly, then re-run.
-                time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+                self._begin(uow)
+                result = operation(*args, **kwargs)
+                if write:
+                    self._write_back(uow)
+                return result
             finally:
                 self._end()
-        msg = f"Gave up on work graph {self.name!r} after {MAX_ATTEMPTS} conflicting writes."
-        raise StoreError(msg)
 
-    def _begin(self, session: Session) -> None:
+        return self.store.run(attempt, write=write)
+
+    def _begin(self, session: UnitOfWork) -> None:
         self._session = session
+        sql = self._sql = session.extension(GRAPH)
         graph = self.name
-        self._version = session.execute(
-            "SELECT version FROM lk_graph WHERE graph = ?", (graph,)
-        ).fetchone()[0]
+        row = sql.query_one("SELECT version FROM lk_graph WHERE graph = ?", (graph,))
+        assert row is not None
+        self._version = row[0]
 
         def work_ids() -> list[UUID]:
-            rows = session.execute(
+            rows = sql.query(
                 "SELECT work_id FROM lk_graph_works WHERE graph = ? ORDER BY position", (graph,)
-            ).fetchall()
+            )
             return [UUID(row[0]) for row in rows]
 
         def exists(work_id: UUID) -> bool:
             if isinstance(self._works, _Lazy) and work_id in self._works.data:
                 return True
             return bool(
-                session.execute(
+                sql.query_one(
                     "SELECT 1 FROM lk_graph_works WHERE graph = ? AND work_id = ?",
                     (graph, str(work_id)),
-                ).fetchone()
+                )
             )
 
         def load_work(work_id: UUID) -> Lifecycle | None:
             return session.load(str(work_id), clock=self.clock) if exists(work_id) else None
 
         def ids(query: str, key: Any) -> list[UUID]:
-            return [UUID(r[0]) for r in session.execute(query, (graph, str(key))).fetchall()]
+            return [UUID(r[0]) for r in sql.query(query, (graph, str(key)))]
 
         self._works = _Lazy(load_work, work_ids)  # type: ignore[assignment]
         self._prereqs = _Lazy(  # type: ignore[assignment]
@@ -209,16 +223,17 @@ class StoredWorkGraph(WorkGraph):
                 "SELECT work_id FROM lk_graph_names WHERE graph = ? AND name = ?"
                 " ORDER BY position", n
             ) or None,
-            lambda: [r[0] for r in session.execute(
+            lambda: [r[0] for r in sql.query(
                 "SELECT DISTINCT name FROM lk_graph_names WHERE graph = ?", (graph,)
-            ).fetchall()],
+            )],
         )  # fmt: skip
-        self._joins = _LazyJoins(session, graph)
+        self._joins = _LazyJoins(sql, graph)
         self._added = set()
         self._touched = set()
 
     def _end(self) -> None:
         self._session = None
+        self._sql = None
         self._works, self._prereqs, self._dependents, self._names = {}, {}, {}, {}
         self._joins = set()
 
@@ -240,21 +255,24 @@ class StoredWorkGraph(WorkGraph):
 
     # -- write-back --------------------------------------------------------------------------
 
-    def _write_back(self, session: Session) -> None:
-        graph, works = self.name, self._works
+    def _write_back(self, session: UnitOfWork) -> None:
+        graph, works, sql = self.name, self._works, self._sql
         assert isinstance(works, _Lazy)
+        assert sql is not None
         for work_id in works.deleted:
             session.remove(str(work_id))
             for table in ("lk_graph_works", "lk_graph_edges", "lk_graph_names"):
-                session.execute(f"DELETE FROM {table} WHERE graph = ? AND work_id = ?",
-                                (graph, str(work_id)))  # fmt: skip
-        position = session.execute(
+                sql.execute(f"DELETE FROM {table} WHERE graph = ? AND work_id = ?",
+                            (graph, str(work_id)))  # fmt: skip
+        row = sql.query_one(
             "SELECT COALESCE(MAX(position), 0) FROM lk_graph_works WHERE graph = ?", (graph,)
-        ).fetchone()[0]
+        )
+        assert row is not None
+        position = row[0]
         for work_id in [w for w in works.data if w in self._added and w not in works.deleted]:
             position += 1
             session.add(str(work_id), works.data[work_id])
-            session.execute(
+            sql.execute(
                 "INSERT INTO lk_graph_works (graph, work_id, position, state, due_at, is_join)"
                 " VALUES (?, ?, ?, '', NULL, ?)",
                 (graph, str(work_id), position, int(work_id in self._joins)),
@@ -264,38 +282,38 @@ class StoredWorkGraph(WorkGraph):
             if work_id in self._touched and work_id not in self._added:
                 session.save(str(work_id), work)
             due = work.next_run_time() if work.state == "enqueued" else None
-            session.execute(
+            sql.execute(
                 "UPDATE lk_graph_works SET state = ?, due_at = ? WHERE graph = ? AND work_id = ?",
                 (work.state, _due(due), graph, str(work_id)),
             )
-        self._write_lists(session, "lk_graph_edges", "work_id", "prerequisite_id", self._prereqs)
-        self._write_lists(session, "lk_graph_names", "name", "work_id", self._names)
-        updated = session.execute(
+        self._write_lists(sql, "lk_graph_edges", "work_id", "prerequisite_id", self._prereqs)
+        self._write_lists(sql, "lk_graph_names", "name", "work_id", self._names)
+        updated = sql.execute(
             "UPDATE lk_graph SET version = version + 1 WHERE graph = ? AND version = ?",
             (graph, self._version),
-        ).rowcount
+        )
         if updated != 1:
             msg = f"Work graph {graph!r} was changed by another writer."
             raise WriteConflict(msg)
 
     def _write_lists(
-        self, session: Session, table: str, key_col: str, item_col: str, lists: Any
+        self, sql: ExtensionSQL, table: str, key_col: str, item_col: str, lists: Any
     ) -> None:
         assert isinstance(lists, _Lazy)
         for key, items in lists.data.items():
             if lists.original.get(key) == items and key in lists.original:
                 continue
-            session.execute(f"DELETE FROM {table} WHERE graph = ? AND {key_col} = ?",
-                            (self.name, str(key)))  # fmt: skip
+            sql.execute(f"DELETE FROM {table} WHERE graph = ? AND {key_col} = ?",
+                        (self.name, str(key)))  # fmt: skip
             for position, item in enumerate(items):
-                session.execute(
+                sql.execute(
                     f"INSERT INTO {table} (graph, {key_col}, {item_col}, position)"
                     " VALUES (?, ?, ?, ?)",
                     (self.name, str(key), str(item), position),
                 )
         for key in lists.deleted:
-            session.execute(f"DELETE FROM {table} WHERE graph = ? AND {key_col} = ?",
-                            (self.name, str(key)))  # fmt: skip
+            sql.execute(f"DELETE FROM {table} WHERE graph = ? AND {key_col} = ?",
+                        (self.name, str(key)))  # fmt: skip
 
     # -- the public operations, each one transaction -----------------------------------------
 
@@ -355,12 +373,16 @@ class StoredWorkGraph(WorkGraph):
         do not persist; drive it through the graph)."""
         if self._session is not None:
             return super().work(work_id)
-        with self.store.session(write=False) as session:
-            member = session.execute(
-                "SELECT 1 FROM lk_graph_works WHERE graph = ? AND work_id = ?",
-                (self.name, str(work_id)),
-            ).fetchone()
-        if not member:
+
+        def member(uow: UnitOfWork) -> bool:
+            return bool(
+                uow.extension(GRAPH).query_one(
+                    "SELECT 1 FROM lk_graph_works WHERE graph = ? AND work_id = ?",
+                    (self.name, str(work_id)),
+                )
+            )
+
+        if not self.store.run(member, write=False):
             raise UnknownWork(work_id)
         return self.store.load(str(work_id), clock=self.clock)
 
@@ -372,13 +394,13 @@ class StoredWorkGraph(WorkGraph):
         return self._read(self._runnable, conditions)
 
     def _runnable(self, conditions: DeviceConditions | None) -> list[UUID]:
-        assert self._session is not None
+        assert self._sql is not None
         now = _due(self._now())
-        rows = self._session.execute(
+        rows = self._sql.query(
             "SELECT work_id FROM lk_graph_works WHERE graph = ? AND state = 'enqueued'"
             " AND (due_at IS NULL OR due_at <= ?) ORDER BY due_at, work_id",
             (self.name, now),
-        ).fetchall()
+        )
         ready = []
         for (raw,) in rows:
             work = self.work(UUID(raw))

@@ -23,6 +23,7 @@ from lifecyclekit.errors import (
     DiagramError,
     LifecycleError,
     MissingDependency,
+    PayloadError,
     optional_import,
 )
 from lifecyclekit.lifecycle import Lifecycle
@@ -253,6 +254,8 @@ def gallery(output: str, builtin: bool) -> None:
 
 
 # -- driving lifecycles in a store -----------------------------------------------------------
+# Every failure below is a LifecycleError naming the option, the instance or the store URL;
+# values are shown by their size when they are long. Read verbs never create a store.
 
 _STORE = click.option(
     "--store",
@@ -265,47 +268,91 @@ _STORE = click.option(
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 
 
+class _Shown:
+    """A value in an error message: itself when short, its type and size when long."""
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        from lifecyclekit.store._model import shown
+
+        return shown(self.value)
+
+
 def _open(url: str) -> Any:
     from lifecyclekit.store import open_store
 
     return open_store(url)
 
 
-def _json_data(text: str | None) -> dict[str, Any]:
-    if not text:
+def _json_object(text: str | None, option: str, machine: str, event: str) -> dict[str, Any]:
+    """The JSON object given to ``option``, or a PayloadError naming the option."""
+    if text is None:
         return {}
-    data = json.loads(text)
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        problem = f"is not valid JSON ({str(exc).partition(':')[0]})"
+        raise PayloadError(machine, event, [(option, problem, _Shown(text))]) from None
     if not isinstance(data, dict):
-        msg = f"--data/--context must be a JSON object, got {text!r}"
-        raise ValueError(msg)
+        problem = "must be a JSON object, like '{\"key\": 1}'"
+        raise PayloadError(machine, event, [(option, problem, _Shown(text))])
     return data
 
 
-def _settings(pairs: tuple[str, ...]) -> dict[str, Any]:
+def _pairs(pairs: tuple[str, ...], option: str, machine: str, event: str) -> dict[str, Any]:
+    """``key=value`` options as a dict (JSON values, else the text itself)."""
     values: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
-        if not sep:
-            msg = f"--set takes key=value, got {pair!r}"
-            raise ValueError(msg)
+        if not sep or not key:
+            problem = "takes key=value"
+            raise PayloadError(machine, event, [(option, problem, _Shown(pair))])
         try:
             values[key] = json.loads(raw)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             values[key] = raw
     return values
 
 
-def _print_status(snapshot: Any, as_json: bool, instance_id: str) -> None:
-    if as_json:
-        click.echo(json.dumps({"id": instance_id, **snapshot.model_dump(mode="json")}, indent=2))
-        return
-    cls = registry.get(snapshot.machine)
-    value = next(s.value for s in cls.states_map.values() if s.id == snapshot.state)
-    click.echo(f"id:       {instance_id}\nmachine:  {snapshot.machine}")
-    click.echo(f"state:    {snapshot.state} ({value})\nrevision: {snapshot.revision}")
-    for key, val in (snapshot.context or {}).items():
+def _state_value(machine: str, state: str) -> str:
+    try:
+        cls = registry.get(machine)
+        return str(next(s.value for s in cls.states_map.values() if s.id == state))
+    except (LifecycleError, StopIteration):
+        return "?"
+
+
+def _print_status(instance_id: str, machine: str, state: str, revision: int, context: Any) -> None:
+    click.echo(f"id:       {instance_id}\nmachine:  {machine}")
+    click.echo(f"state:    {state} ({_state_value(machine, state)})\nrevision: {revision}")
+    for key, val in (context or {}).items():
         if val not in (None, [], {}):  # --json shows every field
             click.echo(f"  {key:<24} {json.dumps(val)}")
+
+
+def _record_line(r: Any) -> str:
+    mark = " (inferred)" if r.inferred else ""
+    payload = json.dumps(r.payload) if r.payload else ""
+    who = " ".join(
+        part
+        for part in (
+            f"by {r.actor}" if r.actor else "",
+            f"because {r.reason!r}" if r.reason else "",
+            json.dumps(r.metadata) if r.metadata else "",
+        )
+        if part
+    )
+    return (
+        f"{r.seq:>4}  {r.at.isoformat():<32} {r.event + mark:<22} {r.source:<22} "
+        f"{r.target:<22} {payload}{'  ' + who if who else ''}"
+    ).rstrip()
+
+
+def _skipped(page: Any, what: str) -> None:
+    for item in page.skipped:
+        click.echo(f"lifecyclekit: skipped {what} {item.id!r}: {item.reason}", err=True)
 
 
 @main.command()
@@ -323,11 +370,22 @@ def new(
     store_url: str,
     as_json: bool,
 ) -> None:
-    """Create an instance of lifecycle NAME in the store."""
-    with _user_errors(), _open(store_url) as store:
-        context = _json_data(context_json) | _settings(pairs)
-        instance_id = instance_id or uuid.uuid4().hex
-        _print_status(store.create(name, id=instance_id, **context), as_json, instance_id)
+    """Create an instance of lifecycle NAME in the store (creating the store if needed).
+
+    --set and --context are context data only: any field name works (id, name, ...).
+    """
+    with _user_errors():
+        registry.get(name)
+        context = _json_object(context_json, "--context", name, "context")
+        context |= _pairs(pairs, "--set", name, "context")
+        with _open(store_url) as store:
+            instance_id = instance_id if instance_id is not None else uuid.uuid4().hex
+            snap = store.create(name, id=instance_id, context=context)
+        if as_json:
+            out = {"id": instance_id, **snap.model_dump(mode="json", exclude={"history"})}
+            click.echo(json.dumps(out, indent=2))
+        else:
+            _print_status(instance_id, snap.machine, snap.state, snap.revision, snap.context)
 
 
 @main.command()
@@ -335,6 +393,9 @@ def new(
 @click.argument("event")
 @click.option("--data", "data_json", help="The event's data as a JSON object.")
 @click.option("--key", "idempotency_key", help="Idempotency key: applied at most once.")
+@click.option("--actor", help="Who sends it (kept in the history).")
+@click.option("--reason", help="Why (kept in the history).")
+@click.option("--metadata", "metadata_json", help="Free JSON object kept in the history.")
 @_STORE
 @_JSON
 def send(
@@ -342,21 +403,37 @@ def send(
     event: str,
     data_json: str | None,
     idempotency_key: str | None,
+    actor: str | None,
+    reason: str | None,
+    metadata_json: str | None,
     store_url: str,
     as_json: bool,
 ) -> None:
     """Fire EVENT (or run a command) on a stored instance; a refusal exits 1, store unchanged."""
     from statemachine.exceptions import TransitionNotAllowed
 
-    with _user_errors(), _open(store_url) as store:
-        try:
-            snapshot = store.send(
-                instance_id, event, idempotency_key=idempotency_key, **_json_data(data_json)
+    with _user_errors():
+        data = _json_object(data_json, "--data", instance_id, event)
+        metadata = _json_object(metadata_json, "--metadata", instance_id, event) or None
+        with _open(store_url) as store:
+            try:
+                result = store.send(
+                    instance_id, event, data=data, idempotency_key=idempotency_key,
+                    actor=actor, reason=reason, metadata=metadata,
+                )  # fmt: skip
+            except TransitionNotAllowed as refusal:
+                click.echo(f"refused: {refusal}", err=True)
+                sys.exit(1)
+        if result.replayed:
+            click.echo(
+                f"lifecyclekit: key {idempotency_key!r} already applied: replayed", err=True
             )
-        except TransitionNotAllowed as refusal:
-            click.echo(f"refused: {refusal}", err=True)
-            sys.exit(1)
-        _print_status(snapshot, as_json, instance_id)
+        if as_json:
+            click.echo(result.model_dump_json(indent=2))
+        else:
+            _print_status(
+                instance_id, result.machine, result.state, result.revision, result.context
+            )
 
 
 @main.command()
@@ -364,46 +441,134 @@ def send(
 @_STORE
 @_JSON
 def status(instance_id: str, store_url: str, as_json: bool) -> None:
-    """The state and context of a stored instance."""
+    """The state and context of a stored instance (read-only)."""
     with _user_errors(), _open(store_url) as store:
-        _print_status(store.get(instance_id), as_json, instance_id)
+        snap = store.get(instance_id, history=False)
+        if as_json:
+            out = {"id": instance_id, **snap.model_dump(mode="json", exclude={"history"})}
+            out["last"] = snap.history[-1].model_dump(mode="json") if snap.history else None
+            click.echo(json.dumps(out, indent=2))
+        else:
+            _print_status(instance_id, snap.machine, snap.state, snap.revision, snap.context)
 
 
 @main.command()
 @click.argument("instance_id")
+@click.option("--after", default=0, show_default=True, help="Only records after this seq.")
+@click.option("--limit", type=int, help="At most this many records.")
 @_STORE
 @_JSON
-def history(instance_id: str, store_url: str, as_json: bool) -> None:
-    """The transitions of a stored instance, oldest first."""
+def history(
+    instance_id: str, after: int, limit: int | None, store_url: str, as_json: bool
+) -> None:
+    """The transitions of a stored instance, oldest first, with who and why (read-only)."""
     with _user_errors(), _open(store_url) as store:
-        records = store.history(instance_id)
-    if as_json:
-        click.echo(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
-        return
-    click.echo(f"{'seq':>4}  {'at':<32} {'event':<22} {'source':<22} {'target':<22} payload")
-    for r in records:
-        mark = " (inferred)" if r.inferred else ""
-        payload = json.dumps(r.payload) if r.payload else ""
-        click.echo(
-            f"{r.seq:>4}  {r.at.isoformat():<32} {r.event + mark:<22} {r.source:<22} "
-            f"{r.target:<22} {payload}"
-        )
+        records = store.history(instance_id, after=after, limit=limit)
+        if as_json:
+            click.echo(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
+            return
+        header = f"{'seq':>4}  {'at':<32} {'event':<22} {'source':<22} {'target':<22} payload"
+        click.echo(header)
+        for r in records:
+            click.echo(_record_line(r))
 
 
 @main.command("ls")
 @click.option("--name", help="Only instances of this lifecycle.")
 @click.option("--state", help="Only instances in this state (id).")
+@click.option("--where", "pairs", multiple=True, help="A context field equal to: key=value.")
 @click.option("--limit", default=100, show_default=True)
+@click.option("--after", help="The cursor printed after a full page: the next page.")
 @_STORE
 @_JSON
-def ls(name: str | None, state: str | None, limit: int, store_url: str, as_json: bool) -> None:
-    """Stored instances, most recently changed first."""
+def ls(
+    name: str | None,
+    state: str | None,
+    pairs: tuple[str, ...],
+    limit: int,
+    after: str | None,
+    store_url: str,
+    as_json: bool,
+) -> None:
+    """Stored instances, most recently changed first (read-only)."""
     with _user_errors(), _open(store_url) as store:
-        found = store.find(name=name, state=state, limit=limit)
-    if as_json:
-        click.echo(json.dumps([s.model_dump(mode="json") for s in found], indent=2))
-        return
-    click.echo(f"{'id':<36} {'machine':<22} {'state':<22} {'revision':>8}  updated")
-    for s in found:
-        updated = s.updated_at.isoformat(timespec="seconds")
-        click.echo(f"{s.id:<36} {s.machine:<22} {s.state:<22} {s.revision:>8}  {updated}")
+        where = _pairs(pairs, "--where", name or "ls", "filter")
+        found = store.find(name=name, state=state, where=where, limit=limit, after=after)
+        _skipped(found, "instance")
+        if as_json:
+            click.echo(json.dumps([s.model_dump(mode="json") for s in found], indent=2))
+        else:
+            click.echo(f"{'id':<36} {'machine':<22} {'state':<22} {'revision':>8}  updated")
+            for s in found:
+                updated = s.updated_at.isoformat(timespec="seconds")
+                click.echo(f"{s.id:<36} {s.machine:<22} {s.state:<22} {s.revision:>8}  {updated}")
+        if found.next is not None:
+            click.echo(f"lifecyclekit: more: --after {found.next}", err=True)
+
+
+def _change_line(change: Any) -> str:
+    r = change.record
+    who = f"  by {r.actor}" if r.actor else ""
+    return (
+        f"{change.position:>8}  {change.id:<24} {change.machine:<18} {r.seq:>4} "
+        f"{r.event:<18} {r.source} -> {r.target}{who}"
+    )
+
+
+@main.command()
+@click.option(
+    "--after", type=int, help="Start after this position (default: 0, or the consumer's)."
+)
+@click.option(
+    "--consumer", help="A named consumer: resume after its last ack, ack what is printed."
+)
+@click.option("--limit", default=100, show_default=True, help="Changes per batch.")
+@click.option("--timeout", type=float, help="Stop after this many seconds without a change.")
+@click.option("--once", is_flag=True, help="Print what is there now and stop.")
+@_STORE
+@_JSON
+def watch(
+    after: int | None,
+    consumer: str | None,
+    limit: int,
+    timeout: float | None,
+    once: bool,
+    store_url: str,
+    as_json: bool,
+) -> None:
+    """Print committed transitions in position order as they happen (the change feed).
+
+    --json prints one JSON object per line. Ctrl-C stops.
+    """
+    with _user_errors(), _open(store_url) as store:
+        reader = store.consumer(consumer) if consumer is not None else None
+        position = after if after is not None else reader.position if reader else 0
+        wait = 0.0 if once else timeout
+        try:
+            while True:
+                page = store.watch(after=position, timeout=wait, limit=limit)
+                _skipped(page, "change of")
+                for change in page:
+                    click.echo(change.model_dump_json() if as_json else _change_line(change))
+                if page.next is not None:
+                    position = page.next
+                    if reader is not None:
+                        reader.ack(position)
+                if not page and (once or timeout is not None):
+                    return
+        except KeyboardInterrupt:
+            return
+
+
+@main.command()
+@click.option("--name", help="Only instances of this lifecycle.")
+@_STORE
+def migrate(name: str | None, store_url: str) -> None:
+    """Rewrite stored instances of an older schema_version through their lifecycle's
+    migrations; exits 1 if some could not be migrated (each is reported)."""
+    with _user_errors(), _open(store_url) as store:
+        done = store.migrate(name)
+        click.echo(f"migrated {len(done)} instance(s)")
+        _skipped(done, "instance")
+        if done.skipped:
+            sys.exit(1)

@@ -10,9 +10,14 @@
     ├── DiagramError          a diagram cannot be drawn (unknown format, missing tool)
     ├── MissingDependency     an optional extra is not installed (also ImportError)
     ├── AppImportError        an application module (--app) cannot be imported (also ImportError)
-    ├── StoreError            a store operation failed
+    ├── StoreError            a store operation failed (the message names the store or id)
+    │   ├── NoSuchStore       no store at that URL (also LookupError)
     │   ├── UnknownInstance   no stored instance has that id (also LookupError)
-    │   └── WriteConflict     another writer won; the operation may be re-run
+    │   ├── WriteConflict     another writer won; the operation may be re-run
+    │   ├── IdempotencyConflict  a key was reused for a different request
+    │   ├── ConnectionLost    the database could not be reached; nothing was applied
+    │   │   └── OutcomeUnknown   the connection broke during commit: applied or not
+    │   └── AfterCommitError  the commit happened; an after-commit callback failed
     └── TransitionRejected    an event was refused (also psm's TransitionNotAllowed)
 
 Refusals stay python-statemachine's :class:`~statemachine.exceptions.TransitionNotAllowed`
@@ -35,11 +40,16 @@ if TYPE_CHECKING:
     from lifecyclekit.explain import Explanation
 
 __all__ = [
+    "AfterCommitError",
     "AppImportError",
+    "ConnectionLost",
     "DefinitionError",
     "DiagramError",
+    "IdempotencyConflict",
     "LifecycleError",
     "MissingDependency",
+    "NoSuchStore",
+    "OutcomeUnknown",
     "PayloadError",
     "SnapshotError",
     "StoreError",
@@ -196,7 +206,61 @@ class UnknownInstance(StoreError, LookupError):
 
 
 class WriteConflict(StoreError):
-    """Another writer changed a row this transaction read; re-run the whole operation."""
+    """Another writer changed a row this transaction read; re-run the whole operation.
+
+    Raised by the store once its retry policy is exhausted (the message says after how
+    many attempts), and inside a unit of work when a compare-and-set fails.
+    """
+
+
+class NoSuchStore(StoreError, LookupError):
+    """No store at that URL: a missing SQLite file, a database without lifecyclekit's tables,
+    or a PostgreSQL database that does not exist. Reads never create a store.
+
+    .. versionadded:: 0.2
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class IdempotencyConflict(StoreError):
+    """An idempotency key already applied to a different request (another command or
+    payload) on that instance. Nothing was written.
+
+    .. versionadded:: 0.2
+    """
+
+
+class ConnectionLost(StoreError):
+    """The database could not be reached, or the connection broke before the commit: nothing
+    was applied. The next call reconnects; the same store object keeps working.
+
+    .. versionadded:: 0.2
+    """
+
+
+class OutcomeUnknown(ConnectionLost):
+    """The connection broke while the database was committing: the operation may or may not
+    have been applied. Check the instance (``get``/``history``), or resend with the same
+    idempotency key, which is safe either way.
+
+    .. versionadded:: 0.2
+    """
+
+
+class AfterCommitError(StoreError):
+    """The transaction committed, then an after-commit callback raised.
+
+    Attributes:
+        result: what the operation returned (its effects are durable).
+
+    .. versionadded:: 0.2
+    """
+
+    def __init__(self, message: str, result: Any = None) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 class TransitionRejected(LifecycleError, TransitionNotAllowed):

@@ -40,7 +40,13 @@ from lifecyclekit._meta import LifecycleMeta
 from lifecyclekit.errors import PayloadError, SnapshotError, TransitionRejected, field_errors
 from lifecyclekit.explain import Explanation, build_explanation
 from lifecyclekit.payloads import dump_payload, validate_payload
-from lifecyclekit.snapshot import Snapshot, TransitionRecord, check_history, coerce_snapshot
+from lifecyclekit.snapshot import (
+    Migration,
+    Snapshot,
+    TransitionRecord,
+    check_history,
+    coerce_snapshot,
+)
 from lifecyclekit.transitions import Provenance, TransitionInfo, transition_table
 
 if TYPE_CHECKING:
@@ -154,6 +160,14 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
 
     schema_version: ClassVar[int] = 1
     """Version of this lifecycle's snapshot shape (states and context); bump on breaking change."""
+
+    migrations: ClassVar[Mapping[int, Migration]] = {}
+    """Upgrades of older snapshots: ``{1: upgrade_v1}`` takes a snapshot in JSON form from
+    ``schema_version`` 1 to 2 (see :data:`lifecyclekit.snapshot.Migration`). Stores apply
+    them when they load an older row; ``lifecyclekit migrate`` rewrites the rows.
+
+    .. versionadded:: 0.2
+    """
 
     lifecycle_name: ClassVar[str | None] = None
     """The registry name, set by ``registry.register(name)``; each class has its own (a
@@ -615,6 +629,16 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
         if self._compiled is not None:
             self._start_engine("__getstate__")
         return super().__getstate__()  # type: ignore[no-untyped-call,no-any-return]
+
+    def after_commit(self, record: TransitionRecord) -> None:
+        """Called by a store once per record it committed, after the commit, in the process
+        that committed it; never for an attempt that lost a race or was refused. The place
+        for effects that must happen once per transition (callbacks that run inside the
+        event may run again when the store retries a conflicting write). Does nothing here;
+        override it.
+
+        .. versionadded:: 0.2
+        """
 
     # -- typed events and explanations (engine hooks) ------------------------------------
 

@@ -7,7 +7,8 @@ record type that history, stores and listeners share.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import copy
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,7 +16,14 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from lifecyclekit.errors import SnapshotError, field_errors
 
-__all__ = ["Snapshot", "TransitionRecord", "check_history", "coerce_snapshot"]
+__all__ = [
+    "Migration",
+    "Snapshot",
+    "TransitionRecord",
+    "check_history",
+    "coerce_snapshot",
+    "migrate",
+]
 
 
 class TransitionRecord(BaseModel):
@@ -37,6 +45,21 @@ class TransitionRecord(BaseModel):
     """When it fired, on the lifecycle's clock (or as reported, see ``recording``), in UTC."""
     inferred: bool = False
     """The transition was not seen but inferred (a missed intermediate state)."""
+    actor: str | None = None
+    """Who caused it, as given to the store's ``send(..., actor=)``.
+
+    .. versionadded:: 0.2
+    """
+    reason: str | None = None
+    """Why, as given to the store's ``send(..., reason=)``.
+
+    .. versionadded:: 0.2
+    """
+    metadata: dict[str, Any] | None = None
+    """Free JSON data given to the store's ``send(..., metadata=)`` (a ticket, a request id).
+
+    .. versionadded:: 0.2
+    """
 
     @field_validator("at")
     @classmethod
@@ -113,3 +136,61 @@ def check_history(snap: Snapshot) -> None:
             f"history record ({history[-1].seq})."
         )
         raise SnapshotError(msg)
+
+
+Migration = Callable[[dict[str, Any]], dict[str, Any]]
+"""Upgrades a snapshot in JSON form (``Snapshot.model_dump(mode="json")``) by one
+``schema_version``: ``migrations = {1: upgrade_v1}`` on a lifecycle takes version 1 to 2.
+
+It receives ``machine``, ``schema_version``, ``state``, ``context``, ``revision`` and
+``history`` (which may be only a window of the records: treat each record on its own) and
+returns the upgraded dict; the version number is advanced for it."""
+
+
+def migrate(
+    data: Mapping[str, Any], migrations: Mapping[int, Migration], target: int, *, what: str
+) -> dict[str, Any]:
+    """Apply ``migrations`` to a snapshot in JSON form until it is at ``target``.
+
+    Args:
+        data: the snapshot's ``model_dump(mode="json")`` (not modified).
+        migrations: the lifecycle's ``migrations``.
+        target: the lifecycle's ``schema_version``.
+        what: names the snapshot in messages (``"Stored instance 'j1'"``).
+
+    Raises:
+        SnapshotError: a step is missing or fails, or the data is newer than ``target``.
+
+    .. versionadded:: 0.2
+    """
+    current = copy.deepcopy(dict(data))
+    version = current.get("schema_version")
+    if not isinstance(version, int):
+        msg = f"{what} has no valid schema_version (got {version!r})."
+        raise SnapshotError(msg)
+    if version > target:
+        msg = (
+            f"{what} is at schema_version {version}, newer than its lifecycle "
+            f"({target}); it was written by a newer version of the code."
+        )
+        raise SnapshotError(msg)
+    while version < target:
+        step = migrations.get(version)
+        if step is None:
+            msg = (
+                f"{what} is at schema_version {version}, its lifecycle at {target}, and "
+                f"the lifecycle's migrations have no step from {version} "
+                f"(have: {sorted(migrations) or 'none'}); add migrations = {{{version}: ...}}."
+            )
+            raise SnapshotError(msg)
+        try:
+            upgraded = step(current)
+        except Exception as exc:
+            msg = f"{what}: migration from schema_version {version} failed: {exc!r}"
+            raise SnapshotError(msg) from exc
+        if not isinstance(upgraded, dict):
+            msg = f"{what}: migration from schema_version {version} returned {upgraded!r}."
+            raise SnapshotError(msg)
+        version += 1
+        current = {**upgraded, "schema_version": version}
+    return current

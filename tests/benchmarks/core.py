@@ -19,6 +19,9 @@ and ``running -finish-> done`` (final); ``start`` and ``pause`` are guarded by
 Baselines have no history; their snapshot is ``{state, context}`` as a JSON-ready dict and
 their restore validates the context and the state. lifecyclekit's snapshot is its public
 ``Snapshot`` (with its history) dumped to a JSON-ready dict, and restore validates it.
+
+Another contender (a lifecyclekit variant, another library) is one more :class:`Impl` in
+:data:`IMPLS`; every core suite then runs it. Keep the subject first.
 """
 
 from __future__ import annotations

@@ -237,6 +237,7 @@ def run(
             for s in suites
         ]
         report: dict[str, Any] = {"environment": environment(argv)}
+        _warn_if_busy(report["environment"]["load_before"])
         report["suites"] = list(harness.run_suites(sized, progress=progress))
         report["environment"]["load_after"] = _load()
     finally:
@@ -246,6 +247,17 @@ def run(
     if not args.no_write:
         write(report, text, args.out)
     return report
+
+
+def _warn_if_busy(load: list[float] | None) -> None:
+    cpus = os.cpu_count() or 1
+    if load and load[0] > cpus / 2:
+        print(
+            f"note: load average {load[0]} on {cpus} CPUs: something else is running. Same-"
+            "round ratios still compare like with like; absolute figures will be slower and "
+            "noisier than on an idle machine.",
+            file=sys.stderr,
+        )
 
 
 def write(report: dict[str, Any], text: str, folder: Path) -> None:

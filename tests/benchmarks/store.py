@@ -14,11 +14,17 @@ every round (history does not pile up); the processes are started once and kept.
 PostgreSQL runs when ``LIFECYCLEKIT_BENCH_POSTGRES`` (or ``LIFECYCLEKIT_TEST_POSTGRES``) holds
 a URL, in a schema of its own that is dropped afterwards.
 
-``scaling.send-history``: one send on an instance with 10,000 history records against one on
-an instance with 10 (SQLite, ``synchronous=NORMAL``): a ``send`` should not cost more as
-history grows. The 10,000-record instance is built once (a ``Snapshot`` restored and added in
-one store session) and takes every send, growing by at most a few hundred records; every
-send of the 10-record contender goes to a fresh instance.
+``scaling.send-history*``: one send on an instance with 10,000 history records against one on
+an instance with 10 (SQLite with ``synchronous=NORMAL``, and PostgreSQL): a ``send`` should
+not cost more as history grows (target: at most 1.3x). The 10,000-record instance is built
+once (a ``Snapshot`` restored and added in one unit of work) and takes every send, growing by
+at most a few hundred records; every send of the 10-record contender goes to a fresh
+instance.
+
+``scaling.find-instances*``: ``find`` of the 100 newest rows from 100,000 instances against the
+same from 1,000 (SQLite and PostgreSQL, a database or schema per size, rows written straight
+to the table as ``create`` writes them): an index walk, not a sort of the table (target: at
+most 2x).
 """
 
 from __future__ import annotations
@@ -98,7 +104,7 @@ class Backend:
             with psycopg.connect(self.url, autocommit=True) as connection:
                 connection.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
                 connection.execute(f"CREATE SCHEMA {self.schema}")
-        open_store(self.store_url, registry=REGISTRY).close()
+        open_store(self.store_url, registry=REGISTRY, create=True).close()
         raw = RawDatabase(self)
         try:
             for statement in RAW_SCHEMA:
@@ -289,8 +295,8 @@ EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def build_instance(store: Any, records: int) -> str:
-    """A stored ``toggle`` with ``records`` history records, written in one session (not by
-    ``records`` sends); returns its id."""
+    """A stored ``toggle`` with ``records`` history records, written in one unit of work (not
+    by ``records`` sends); returns its id."""
     history = tuple(
         TransitionRecord(
             seq=seq,
@@ -311,15 +317,15 @@ def build_instance(store: Any, records: int) -> str:
         revision=records,
     )
     instance_id = uuid.uuid4().hex
-    with store.session() as session:
-        session.add(instance_id, REGISTRY.restore(snapshot))
+    instance = REGISTRY.restore(snapshot)
+    store.run(lambda uow: uow.add(instance_id, instance))
     return instance_id
 
 
 def setup_send_at(url: str, records: int, shared: bool, env: Env) -> Runner:
     """``env.operations`` sends: to one instance built once with ``records`` records
     (``shared``), or each to a fresh instance with ``records`` records."""
-    store = env.keep("store", lambda: open_store(url, registry=REGISTRY))
+    store = env.keep("store", lambda: open_store(url, registry=REGISTRY, create=True))
     if shared:
         ids = [env.keep(f"instance-{records}", partial(build_instance, store, records))]
         ids *= env.operations
@@ -333,11 +339,79 @@ def setup_send_at(url: str, records: int, shared: bool, env: Env) -> Runner:
     return run
 
 
+def _schema_url(url: str, schema: str) -> str:
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}options={quote(f'-csearch_path={schema}')}"
+
+
+def _create_schemas(url: str, *schemas: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        for schema in schemas:
+            connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            connection.execute(f"CREATE SCHEMA {schema}")
+
+
+def _drop_schemas(url: str, *schemas: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        for schema in schemas:
+            connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def seed_instances(url: str, count: int) -> bool:
+    """``count`` toggles written straight to ``lk_instances`` (the row ``create`` writes),
+    newest last; the store's tables are created first."""
+    from lifecyclekit.store._model import to_micros
+
+    open_store(url, registry=REGISTRY, create=True).close()
+    context = json.dumps({"label": "", "flips": 0})
+    base = to_micros(datetime.now(UTC))
+    rows = [
+        (f"i{n:07}", "toggle", 1, "off" if n % 3 else "on", context, 0, 1, base + n, base + n)
+        for n in range(count)
+    ]
+    sql = (
+        "INSERT INTO lk_instances (id, machine, schema_version, state, context, revision,"
+        " version, created_at, updated_at) VALUES ({})"
+    )
+    if url.startswith("sqlite:///"):
+        connection: Any = sqlite3.connect(url.removeprefix("sqlite:///").partition("?")[0])
+        with connection:
+            connection.executemany(sql.format(", ".join("?" * 9)), rows)
+        connection.close()
+        return True
+    import psycopg
+
+    with psycopg.connect(url) as connection:
+        with connection.cursor() as cursor:
+            cursor.executemany(sql.format(", ".join(["%s"] * 9)), rows)
+        connection.execute("ANALYZE lk_instances")
+    return True
+
+
+def setup_find(url: str, count: int, env: Env) -> Runner:
+    """``env.operations`` finds of the 100 newest rows among ``count`` instances."""
+    env.keep(f"seeded-{count}", partial(seed_instances, url, count))
+    store = env.keep(f"store-{count}", lambda: open_store(url, registry=REGISTRY))
+
+    def run() -> None:
+        for _ in range(env.operations):
+            store.find(limit=100)
+
+    return run
+
+
 @register("scaling")
 def scaling_suites(options: Options) -> Iterator[Suite]:
     """How one operation's cost grows with the data it sits on."""
     large, small = (200, 10) if options.quick else (10_000, 10)
     url = f"sqlite:///{options.workdir / 'scaling-history.db'}?synchronous=normal"
+    token = uuid.uuid4().hex[:10]
+    postgres, skip = options.postgres or "", _postgres_skip(options.postgres)
+    history_schema = f"lkbench_{token}_history"
     yield Suite(
         name="scaling.send-history",
         title=f"send on an instance with {large:,} vs {small:,} history records",
@@ -355,3 +429,54 @@ def scaling_suites(options: Options) -> Iterator[Suite]:
             "every send (growing slightly), the small one is fresh for each send."
         ),
     )
+    pg_url = _schema_url(postgres, history_schema)
+    yield Suite(
+        name="scaling.send-history-postgres",
+        title=f"PostgreSQL: send on an instance with {large:,} vs {small:,} history records",
+        unit="send",
+        contenders=(
+            Contender(f"{large:,} records", partial(setup_send_at, pg_url, large, True)),
+            Contender(f"{small:,} records", partial(setup_send_at, pg_url, small, False)),
+        ),
+        operations=10,
+        rounds=9,
+        quick_operations=2,
+        call_operations=4,
+        skip=skip,
+        prepare=partial(_create_schemas, postgres, history_schema) if not skip else None,
+        finish=partial(_drop_schemas, postgres, history_schema) if not skip else None,
+        table="scaling",
+    )
+    big, little = (3_000, 300) if options.quick else (100_000, 1_000)
+    sqlite_urls = {
+        n: f"sqlite:///{options.workdir / f'scaling-find-{n}.db'}" for n in (big, little)
+    }
+    schemas = {n: f"lkbench_{token}_find_{n}" for n in (big, little)}
+    for label, urls, suite_skip in (
+        ("SQLite", sqlite_urls, None),
+        ("PostgreSQL", {n: _schema_url(postgres, schemas[n]) for n in schemas}, skip),
+    ):
+        pg = label == "PostgreSQL" and not skip
+        prepare = partial(_create_schemas, postgres, *schemas.values()) if pg else None
+        finish = partial(_drop_schemas, postgres, *schemas.values()) if pg else None
+        yield Suite(
+            name="scaling.find-instances" + ("-postgres" if label == "PostgreSQL" else ""),
+            title=f"{label}: find 100 of {big:,} vs {little:,} instances",
+            unit="find",
+            contenders=(
+                Contender(f"{big:,} instances", partial(setup_find, urls[big], big)),
+                Contender(f"{little:,} instances", partial(setup_find, urls[little], little)),
+            ),
+            operations=20,
+            rounds=9,
+            quick_operations=2,
+            call_operations=4,
+            skip=suite_skip,
+            prepare=prepare,
+            finish=finish,
+            table="scaling",
+            note=(
+                "Find: the 100 newest rows; the large store is written once, straight to "
+                "its table, before the first round."
+            ),
+        )

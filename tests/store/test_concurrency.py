@@ -7,8 +7,7 @@ import time
 
 import pytest
 
-from lifecyclekit.store import open_store
-from lifecyclekit.store._core import BaseStore
+from lifecyclekit.store import Store, open_store
 from tests.store import workers
 from tests.store_machines import REGISTRY
 
@@ -22,7 +21,7 @@ def seed(url: str) -> None:
             store.create("toggle", id=instance_id)
 
 
-def assert_consistent(store: BaseStore) -> int:
+def assert_consistent(store: Store) -> int:
     """Every history is a legal, gap-free chain matching its row; returns the total."""
     total = 0
     for instance_id in IDS:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 from lifecyclekit import LifecycleError
 from lifecyclekit.store import open_store
@@ -63,3 +64,27 @@ def drain_graph(url: str, deadline: float) -> int:
             graph.finish(work_id, WorkResult.success({"by": 1}))
             done += 1
     return done
+
+
+def open_fresh(url: str, number: int, barrier: Any, results: Any) -> None:
+    """Open a store on a (maybe) empty database together with others, create its tables and
+    the work graph's, and write; report "ok N" or the error."""
+    from lifecyclekit.machines import WorkGraph
+
+    try:
+        barrier.wait()
+        with open_store(url, registry=REGISTRY) as store:
+            store.create("toggle", id=f"p{number}")
+            WorkGraph(store=store)
+        results.put(f"ok {number}")
+    except BaseException as exc:
+        results.put(f"failed {number}: {exc!r}")
+
+
+def flip_alerts(url: str, ids: list[str], sends: int, seed: int) -> int:
+    """Flip alert-toggles chosen at random; return how many sends were acknowledged."""
+    rng = random.Random(seed)
+    with open_store(url, registry=REGISTRY) as store:
+        for _ in range(sends):
+            store.send(rng.choice(ids), "flip", text="x")
+    return sends

@@ -1,461 +1,465 @@
-"""What every back-end shares: the schema, rows <-> snapshots, and ``send``'s CAS loop.
+"""The store's rules, written once and free of I/O: ``send`` (load, fire, compare-and-set,
+history, idempotency), saving a unit of work's instances, listings, the change feed, the
+retry decision, the public errors and after-commit callbacks.
 
-A back-end supplies a DB-API connection and a transaction context; all SQL here is written
-with ``?`` placeholders and rewritten for back-ends that use ``%s``.
+Each operation is a step (see :mod:`lifecyclekit.store._model`): a generator yielding the
+statements to run and receiving their rows. The synchronous store drives them with
+:func:`~lifecyclekit.store._model.drive`; an asynchronous store awaits the same statements,
+so neither copies the logic.
 """
 
 from __future__ import annotations
 
-import json
-import uuid
-from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
-from datetime import UTC, datetime
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
-from lifecyclekit.errors import SnapshotError, StoreError, UnknownInstance, WriteConflict
+from lifecyclekit.errors import (
+    AfterCommitError,
+    ConnectionLost,
+    IdempotencyConflict,
+    NoSuchStore,
+    OutcomeUnknown,
+    StoreError,
+    UnknownInstance,
+)
 from lifecyclekit.lifecycle import Clock, Lifecycle
 from lifecyclekit.registry import Registry
-from lifecyclekit.registry import registry as default_registry
 from lifecyclekit.snapshot import Snapshot, TransitionRecord
+from lifecyclekit.store._backend import BackendError, Kind
+from lifecyclekit.store._model import (
+    Change,
+    SendResult,
+    Statement,
+    Step,
+    dumps,
+    fingerprint,
+)
+from lifecyclekit.store._rows import (
+    CHUNK,
+    RECORD_COLUMNS,
+    Loaded,
+    corrupt,
+    insert_history,
+    lifecycle_class,
+    parse_loaded,
+    parse_record,
+    restore,
+)
 
-__all__ = [
-    "MAX_ATTEMPTS",
-    "Session",
-    "SCHEMA_VERSION",
-    "BaseStore",
-    "InstanceSummary",
-    "StoreError",
-    "UnknownInstance",
-    "WriteConflict",
-]
+__all__ = ["SCHEMA_VERSION", "RetryPolicy", "send"]
 
-SCHEMA_VERSION = 1
-MAX_ATTEMPTS = 50
-"""How often ``send`` re-loads and re-fires after losing a compare-and-set race."""
+SCHEMA_VERSION = 2
+"""The version of the store's own tables (``lk_meta.schema_version``)."""
 
-SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS lk_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    """CREATE TABLE IF NOT EXISTS lk_instances (
-        id TEXT PRIMARY KEY, machine TEXT NOT NULL, schema_version INTEGER NOT NULL,
-        state TEXT NOT NULL, context TEXT, revision INTEGER NOT NULL,
-        version INTEGER NOT NULL, updated_at TEXT NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS lk_instances_machine_state ON lk_instances (machine, state)",
-    """CREATE TABLE IF NOT EXISTS lk_history (
-        instance_id TEXT NOT NULL, seq INTEGER NOT NULL, event TEXT NOT NULL,
-        source TEXT NOT NULL, target TEXT NOT NULL, payload TEXT, at TEXT NOT NULL,
-        inferred INTEGER NOT NULL, PRIMARY KEY (instance_id, seq))""",
-    """CREATE TABLE IF NOT EXISTS lk_keys (
-        instance_id TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (instance_id, key))""",
+
+# -- the retry policy ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How the store (and every coordinator on it) re-runs a transaction that lost a race or
+    lost its connection before committing: at most ``attempts`` tries, with a random pause
+    ("full jitter") of up to ``base * 2**n`` seconds, capped at ``cap``, before try ``n+1``.
+
+    What re-runs is the whole operation: loading, the lifecycle's callbacks (which may
+    therefore run more than once), the writes. ``after_commit`` and the change feed see
+    only the attempt that committed.
+    """
+
+    attempts: int = 50
+    base: float = 0.001
+    cap: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.attempts, int) or self.attempts < 1:
+            msg = f"RetryPolicy.attempts must be a positive int, got {self.attempts!r}."
+            raise ValueError(msg)
+        if self.base < 0 or self.cap < 0:
+            msg = f"RetryPolicy delays must be >= 0, got base={self.base!r}, cap={self.cap!r}."
+            raise ValueError(msg)
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to pause after failed try number ``attempt`` (from 1)."""
+        return random.uniform(0, min(self.cap, self.base * 2 ** min(attempt, 30)))
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+_ROW = "i.machine, i.schema_version, i.state, i.context, i.revision, i.version"
+_LAST = ", ".join(f"h.{c.strip()}" for c in RECORD_COLUMNS.split(","))
+LOAD_SQL = (
+    f"SELECT {_ROW}, {_LAST} FROM lk_instances i LEFT JOIN lk_history h"
+    " ON h.instance_id = i.id AND h.seq = i.revision WHERE i.id = ?"
+)
+LOAD_WITH_KEY_SQL = (
+    f"SELECT {_ROW}, {_LAST}, k.request, k.outcome, k.created_at FROM lk_instances i"
+    " LEFT JOIN lk_history h ON h.instance_id = i.id AND h.seq = i.revision"
+    " LEFT JOIN lk_keys k ON k.instance_id = i.id AND k.key = ? WHERE i.id = ?"
+)
+HISTORY_SQL = (
+    f"SELECT {RECORD_COLUMNS} FROM lk_history WHERE instance_id = ? AND seq > ? ORDER BY seq"
 )
 
 
-class InstanceSummary(BaseModel):
-    """One stored instance, as ``find`` lists it."""
+def unknown(instance_id: str) -> UnknownInstance:
+    msg = f"No stored instance {instance_id!r}; list ids with find() or `lifecyclekit ls`."
+    return UnknownInstance(msg)
 
-    model_config = ConfigDict(frozen=True)
+
+def _last_record(instance_id: str, row: Sequence[Any]) -> list[TransitionRecord]:
+    if row[6] is None:
+        return []
+    try:
+        return [parse_record(row[6:16])]
+    except (ValueError, TypeError, ValidationError) as exc:
+        raise corrupt(instance_id, exc) from None
+
+
+def read_records(
+    instance_id: str, after: int = 0, limit: int | None = None
+) -> Step[list[TransitionRecord]]:
+    """Records with ``seq > after``, oldest first, at most ``limit`` (all when None)."""
+    if limit is None:
+        rows = yield Statement(HISTORY_SQL, (instance_id, after))
+    else:
+        rows = yield Statement(HISTORY_SQL + " LIMIT ?", (instance_id, after, limit))
+    try:
+        return [parse_record(row) for row in rows.rows]
+    except (ValueError, TypeError, ValidationError) as exc:
+        raise corrupt(instance_id, exc) from None
+
+
+def load(instance_id: str, *, full_history: bool = False) -> Step[Loaded]:
+    """The row with its last record (or its whole history), in one round trip.
+
+    Raises:
+        UnknownInstance: no such id.
+        SnapshotError: the row is garbage.
+    """
+    rows = yield Statement(LOAD_SQL, (instance_id,))
+    if not rows.rows:
+        raise unknown(instance_id)
+    row = rows.rows[0]
+    history = _last_record(instance_id, row)
+    if full_history:
+        history = yield from read_records(instance_id)
+    return parse_loaded(instance_id, row, history)
+
+
+# -- writing ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Effects:
+    """What one transaction committed, for after-commit callbacks (filled while it runs)."""
+
+    prelude_done: bool = False
+    committed: list[tuple[Lifecycle | None, list[Change]]] = field(default_factory=list)
+    callbacks: list[Callable[[], object]] = field(default_factory=list)
+
+
+def insert_instance(
+    instance_id: str,
+    instance: Lifecycle,
+    snap: Snapshot,
+    now: int,
+    dialect: Any,
+    effects: Effects,
+) -> Step[None]:
+    """Insert a new row (and any records it starts with); a duplicate id raises the
+    back-end's DUPLICATE error."""
+    yield Statement(
+        "INSERT INTO lk_instances (id, machine, schema_version, state, context, revision,"
+        " version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)",
+        (
+            instance_id, snap.machine, snap.schema_version, snap.state, dumps(snap.context),
+            snap.revision, now, now,
+        ),
+    )  # fmt: skip
+    if snap.history:
+        yield from insert_history(instance_id, snap.history)
+        yield from add_changes(
+            instance_id, snap.machine, list(snap.history), dialect, effects, instance
+        )
+
+
+def add_changes(
+    instance_id: str,
+    machine: str,
+    records: Sequence[TransitionRecord],
+    dialect: Any,
+    effects: Effects,
+    instance: Lifecycle | None = None,
+) -> Step[list[Change]]:
+    """Give each record a position in the change feed, in this transaction."""
+    if not records:
+        return []
+    if dialect.change_prelude and not effects.prelude_done:
+        yield Statement(dialect.change_prelude)
+        effects.prelude_done = True
+    position: dict[int, int] = {}
+    for start in range(0, len(records), CHUNK):
+        chunk = records[start : start + CHUNK]
+        values = ", ".join([f"({dialect.change_position}, ?, ?, ?, ?)"] * len(chunk))
+        params = tuple(
+            v
+            for r in chunk
+            for v in (instance_id, machine, r.seq, r.model_dump_json(exclude_defaults=True))
+        )
+        rows = yield Statement(
+            "INSERT INTO lk_changes (position, instance_id, machine, seq, record)"
+            f" VALUES {values} RETURNING position, seq",
+            params,
+        )
+        position.update((seq, pos) for pos, seq in rows.rows)
+    changes = [
+        Change(position=position[r.seq], id=instance_id, machine=machine, record=r)
+        for r in records
+    ]
+    effects.committed.append((instance, changes))
+    return changes
+
+
+def annotate(
+    records: Sequence[TransitionRecord],
+    actor: str | None,
+    reason: str | None,
+    metadata: Mapping[str, Any] | None,
+) -> list[TransitionRecord]:
+    """The records with who and why attached."""
+    if actor is None and reason is None and metadata is None:
+        return list(records)
+    note = {"actor": actor, "reason": reason, "metadata": dict(metadata) if metadata else None}
+    return [r.model_copy(update=note) for r in records]
+
+
+def save(
+    loaded: Loaded,
+    instance: Lifecycle,
+    records: Sequence[TransitionRecord],
+    now: int,
+    dialect: Any,
+    effects: Effects,
+    *,
+    rewrite_history: bool = False,
+) -> Step[list[Change] | None]:
+    """Compare-and-set the row at ``loaded.version``; insert ``records`` and their changes.
+
+    Returns the changes, or None when another writer changed the row since it was loaded.
+    """
+    snap = instance.snapshot()
+    updated = yield Statement(
+        "UPDATE lk_instances SET state = ?, context = ?, revision = ?, version = ?,"
+        " updated_at = ?, schema_version = ? WHERE id = ? AND version = ?",
+        (
+            snap.state, dumps(snap.context), snap.revision, loaded.version + 1, now,
+            snap.schema_version, loaded.id, loaded.version,
+        ),
+    )  # fmt: skip
+    if updated.rowcount != 1:
+        return None
+    loaded.version += 1
+    if rewrite_history:
+        yield Statement("DELETE FROM lk_history WHERE instance_id = ?", (loaded.id,))
+        older = [r for r in snap.history if r.seq <= loaded.revision]
+        if older:
+            yield from insert_history(loaded.id, older)
+    if records:
+        yield from insert_history(loaded.id, records)
+    changes = yield from add_changes(loaded.id, snap.machine, records, dialect, effects, instance)
+    loaded.revision = snap.revision
+    return changes
+
+
+def delete(instance_id: str) -> Step[bool]:
+    """Remove a row, its history and its keys; False when there was no such row."""
+    yield Statement("DELETE FROM lk_history WHERE instance_id = ?", (instance_id,))
+    yield Statement("DELETE FROM lk_keys WHERE instance_id = ?", (instance_id,))
+    rows = yield Statement("DELETE FROM lk_instances WHERE id = ?", (instance_id,))
+    return rows.rowcount == 1
+
+
+# -- send ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendRequest:
+    """One ``send``: the command, its payload, who and why, and the idempotency key."""
 
     id: str
-    machine: str
-    state: str
-    revision: int
-    updated_at: datetime
+    name: str
+    args: tuple[Any, ...]
+    data: dict[str, Any]
+    key: str | None = None
+    actor: str | None = None
+    reason: str | None = None
+    metadata: Mapping[str, Any] | None = None
 
 
-class Session:
-    """One store transaction, for coordinators that change many instances at once.
+def replay_of(request: SendRequest, row: Sequence[Any], now: int, retention: int) -> Any:
+    """The original outcome when the key was applied (and is not expired), else None.
 
-    Everything done through a session commits together or not at all. Obtained from
-    :meth:`BaseStore.session`; instances it loads are live until the session ends.
+    Raises:
+        IdempotencyConflict: the key was applied to a different request.
     """
-
-    def __init__(self, store: BaseStore, cursor: Any) -> None:
-        self.store = store
-        self.cursor = cursor
-        self._versions: dict[str, tuple[int, int]] = {}
-
-    def execute(self, query: str, params: tuple[Any, ...] = ()) -> Any:
-        """Run SQL written with ``?`` placeholders (rewritten for the back-end)."""
-        return self.store._exec(self.cursor, query, params)
-
-    def load(self, id: str, *, clock: Clock | None = None) -> Lifecycle:
-        """The live instance (with its last history record); remembered for :meth:`save`.
-
-        Args:
-            id: the instance id.
-            clock: the clock the instance reads (default: the store's).
-        """
-        instance, version = self.store._load(self.cursor, id, last_only=True, clock=clock)
-        self._versions[id] = (version, instance.revision)
-        return instance
-
-    def add(self, id: str, instance: Lifecycle) -> None:
-        """Store a new instance under ``id``."""
-        self.store._insert(self.cursor, id, instance.snapshot())
-        self._versions[id] = (1, instance.revision)
-
-    def save(self, id: str, instance: Lifecycle) -> None:
-        """Write a loaded (or added) instance back, with compare-and-set on its row.
-
-        Raises:
-            StoreError: another writer changed the row since it was loaded.
-        """
-        version, stored = self._versions[id]
-        if not self.store._save(self.cursor, id, instance, version, stored, None):
-            msg = f"Instance {id!r} was changed by another writer; retry the operation."
-            raise WriteConflict(msg)
-        self._versions[id] = (version + 1, instance.revision)
-
-    def remove(self, id: str) -> None:
-        """Delete an instance with its history and keys."""
-        self.store._delete(self.cursor, id)
-        self._versions.pop(id, None)
-
-
-class BaseStore(ABC):
-    """The store operations, on top of a back-end's connection and transactions."""
-
-    placeholder = "?"
-
-    def __init__(self, *, registry: Registry | None = None, clock: Clock | None = None) -> None:
-        self.registry = registry or default_registry
-        self.clock = clock
-
-    # -- back-end hooks ----------------------------------------------------------------------
-
-    @abstractmethod
-    def _transaction(self, write: bool) -> AbstractContextManager[Any]:
-        """A transaction yielding a cursor; ``write`` takes the write lock at its start."""
-
-    @abstractmethod
-    def _is_duplicate(self, exc: Exception) -> bool:
-        """Whether ``exc`` is the back-end's unique-constraint violation."""
-
-    def _is_conflict(self, exc: Exception) -> bool:
-        """Whether ``exc`` means another writer won (the transaction may be retried)."""
-        return False
-
-    def is_conflict(self, exc: Exception) -> bool:
-        """Whether ``exc``, raised inside a :meth:`session`, means another writer won and
-        the whole operation should be retried (a serialization failure, a lost CAS)."""
-        return isinstance(exc, WriteConflict) or self._is_conflict(exc)
-
-    @abstractmethod
-    def close(self) -> None:
-        """Release the connection."""
-
-    def _sql(self, query: str) -> str:
-        return query if self.placeholder == "?" else query.replace("?", self.placeholder)
-
-    def _exec(self, cursor: Any, query: str, params: tuple[Any, ...] = ()) -> Any:
-        cursor.execute(self._sql(query), params)
-        return cursor
-
-    def _schema_lock(self, cursor: Any) -> None:  # noqa: B027 - optional hook
-        """Serialise schema creation between processes (SQLite's write lock already does)."""
-
-    def _open(self) -> None:
-        """Create or check the schema; on failure the connection is closed, not leaked."""
-        try:
-            self._init_schema()
-        except BaseException:
-            self.close()
-            raise
-
-    def _init_schema(self) -> None:
-        with self._transaction(write=True) as cursor:
-            self._schema_lock(cursor)
-            for statement in SCHEMA:
-                self._exec(cursor, statement)
-            row = self._exec(
-                cursor, "SELECT value FROM lk_meta WHERE key = 'schema_version'"
-            ).fetchone()
-            if row is None:
-                self._exec(
-                    cursor,
-                    "INSERT INTO lk_meta (key, value) VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
-            elif int(row[0]) > SCHEMA_VERSION:
-                msg = (
-                    f"This store was written by a newer lifecyclekit (store schema {row[0]}; "
-                    f"this version reads schema {SCHEMA_VERSION}). Upgrade lifecyclekit."
-                )
-                raise StoreError(msg)
-
-    # -- rows and snapshots ------------------------------------------------------------------
-
-    def _now(self) -> str:
-        return (self.clock() if self.clock else datetime.now(UTC)).isoformat()
-
-    def _insert_history(self, cursor: Any, instance_id: str, records: Any) -> None:
-        for r in records:
-            self._exec(
-                cursor,
-                "INSERT INTO lk_history (instance_id, seq, event, source, target, payload, at,"
-                " inferred) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    instance_id, r.seq, r.event, r.source, r.target,
-                    json.dumps(r.payload) if r.payload is not None else None,
-                    r.at.isoformat(), int(r.inferred),
-                ),
-            )  # fmt: skip
-
-    def _row(self, cursor: Any, instance_id: str) -> tuple[Any, ...]:
-        row = self._exec(
-            cursor,
-            "SELECT machine, schema_version, state, context, revision, version"
-            " FROM lk_instances WHERE id = ?",
-            (instance_id,),
-        ).fetchone()
-        if row is None:
-            msg = f"No stored instance {instance_id!r}; list ids with find() or `lifecyclekit ls`."
-            raise UnknownInstance(msg)
-        return tuple(row)
-
-    def _records(self, cursor: Any, instance_id: str, last_only: bool) -> list[TransitionRecord]:
-        query = (
-            "SELECT seq, event, source, target, payload, at, inferred FROM lk_history"
-            " WHERE instance_id = ? ORDER BY seq" + (" DESC LIMIT 1" if last_only else "")
+    bound, outcome, created_at = row[16:19]
+    if bound is None or (retention >= 0 and now - int(created_at) > retention):
+        return None
+    if bound != fingerprint(request.name, request.args, request.data):
+        msg = (
+            f"Idempotency key {request.key!r} was already used on {request.id!r} for a "
+            f"different request; {request.name!r} with this payload was not applied. Use a "
+            "new key for a new request."
         )
-        return [
-            TransitionRecord(
-                seq=seq, event=event, source=source, target=target,
-                payload=json.loads(payload) if payload is not None else None,
-                at=datetime.fromisoformat(at), inferred=bool(inferred),
-            )
-            for seq, event, source, target, payload, at, inferred in self._exec(
-                cursor, query, (instance_id,)
-            ).fetchall()
-        ]  # fmt: skip
+        raise IdempotencyConflict(msg)
+    try:
+        result = SendResult.model_validate_json(outcome)
+    except ValidationError as exc:
+        raise corrupt(request.id, f"idempotency key {request.key!r}: {exc}") from None
+    return result.model_copy(update={"replayed": True})
 
-    def _load(
-        self, cursor: Any, instance_id: str, *, last_only: bool, clock: Clock | None = None
-    ) -> tuple[Lifecycle, int]:
-        """The live instance and its row version; a corrupt row is a SnapshotError."""
-        machine, schema_version, state, context, revision, version = self._row(cursor, instance_id)
-        try:
-            snapshot = Snapshot(
-                machine=machine,
-                schema_version=schema_version,
-                state=state,
-                context=json.loads(context) if context is not None else None,
-                history=tuple(self._records(cursor, instance_id, last_only)),
-                revision=revision,
-            )
-            instance = self.registry.restore(snapshot, clock=clock or self.clock)
-        except (SnapshotError, ValidationError, ValueError) as exc:
-            msg = f"Stored instance {instance_id!r} is corrupt: {exc}"
-            raise SnapshotError(msg) from None
-        return instance, version
 
-    # -- operations --------------------------------------------------------------------------
+def send(
+    request: SendRequest,
+    registry: Registry,
+    clock: Clock | None,
+    now: int,
+    retention: int,
+    dialect: Any,
+    effects: Effects,
+) -> Step[SendResult | None]:
+    """One attempt of ``send``: the result, or None when another writer won the row.
 
-    def create(self, name: str, id: str | None = None, **context: Any) -> Snapshot:
-        """Store a new instance of lifecycle ``name`` (``id`` generated when absent).
-
-        Raises:
-            StoreError: an instance with that id exists.
-        """
-        instance = self.registry.create(name, clock=self.clock, **context)
-        instance_id = id or uuid.uuid4().hex
-        snap = instance.snapshot()
-        try:
-            with self._transaction(write=True) as cursor:
-                self._insert(cursor, instance_id, snap)
-        except Exception as exc:
-            if self._is_duplicate(exc):
-                msg = f"A stored instance with id {instance_id!r} already exists."
-                raise StoreError(msg) from None
-            raise
-        return snap
-
-    def _insert(self, cursor: Any, instance_id: str, snap: Snapshot) -> None:
-        self._exec(
-            cursor,
-            "INSERT INTO lk_instances (id, machine, schema_version, state, context,"
-            " revision, version, updated_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?)",
+    Reads the row, its last record and the key in one round trip; fires the event on an
+    instance rebuilt without its history; writes the row, the new records, their changes and
+    the key. A refusal raises before anything is written.
+    """
+    if request.key is None:
+        rows = yield Statement(LOAD_SQL, (request.id,))
+    else:
+        rows = yield Statement(LOAD_WITH_KEY_SQL, (request.key, request.id))
+    if not rows.rows:
+        raise unknown(request.id)
+    row = rows.rows[0]
+    if request.key is not None:
+        replay = replay_of(request, row, now, retention)
+        if replay is not None:
+            return replay  # type: ignore[no-any-return]
+    loaded = parse_loaded(request.id, row, _last_record(request.id, row))
+    cls = lifecycle_class(registry, loaded)
+    outdated = loaded.schema_version != cls.schema_version
+    if outdated:  # upgrade the whole row once, in this transaction
+        loaded.history = yield from read_records(request.id)
+    instance = restore(registry, loaded, clock)
+    instance.call(request.name, *request.args, **request.data)
+    added = [r for r in instance.history if r.seq > loaded.revision]
+    records = annotate(added, request.actor, request.reason, request.metadata)
+    changes = yield from save(
+        loaded, instance, records, now, dialect, effects, rewrite_history=outdated
+    )
+    if changes is None:
+        return None
+    snap = instance.snapshot()
+    result = SendResult(
+        id=request.id, machine=snap.machine, state=snap.state, revision=snap.revision,
+        context=snap.context, records=tuple(records),
+    )  # fmt: skip
+    if request.key is not None:
+        yield Statement(
+            "INSERT INTO lk_keys (instance_id, key, request, outcome, created_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (instance_id, key) DO UPDATE SET"
+            " request = excluded.request, outcome = excluded.outcome,"
+            " created_at = excluded.created_at",
             (
-                instance_id, snap.machine, snap.schema_version, snap.state,
-                json.dumps(snap.context) if snap.context is not None else None,
-                snap.revision, self._now(),
+                request.id, request.key, fingerprint(request.name, request.args, request.data),
+                result.model_dump_json(), now,
             ),
         )  # fmt: skip
-        self._insert_history(cursor, instance_id, snap.history)
+    return result
 
-    def session(self, *, write: bool = True) -> AbstractContextManager[Session]:
-        """A transaction as a :class:`Session` (commits when the block ends); ``write=False``
-        for reads only (SQLite then does not take its write lock)."""
-        return _session(self, write)
 
-    def get(self, id: str) -> Snapshot:
-        """The stored snapshot, with its whole history.
+# -- failures, retries and after-commit callbacks --------------------------------------------
 
-        Raises:
-            UnknownInstance: no such id.
-            SnapshotError: the row is corrupt (other rows stay readable).
-        """
-        with self._transaction(write=False) as cursor:
-            instance, _ = self._load(cursor, id, last_only=False)
-        return instance.snapshot()
+DUPLICATE_RETRIES = 3
+"""Attempts that treat a unique-key violation as a lost race before reporting it."""
 
-    def load(self, id: str, *, clock: Clock | None = None) -> Lifecycle:
-        """A live instance with its whole history; its later event calls do not persist by
-        themselves.
 
-        Args:
-            id: the instance id.
-            clock: the clock the instance reads (default: the store's).
-        """
-        with self._transaction(write=False) as cursor:
-            instance, _ = self._load(cursor, id, last_only=False, clock=clock)
-        return instance
-
-    def history(self, id: str) -> list[TransitionRecord]:
-        """The stored transitions of an instance, oldest first."""
-        with self._transaction(write=False) as cursor:
-            self._row(cursor, id)
-            return self._records(cursor, id, last_only=False)
-
-    def send(
-        self, id: str, name: str, /, *args: Any, idempotency_key: str | None = None, **data: Any
-    ) -> Snapshot:
-        """Load, fire the event or command ``name``, and save with compare-and-set, atomically.
-
-        On a lost race it re-loads and re-fires (up to :data:`MAX_ATTEMPTS`); an event no
-        longer allowed then raises as it would have without the race. With
-        ``idempotency_key``, a key already applied to this instance returns the stored
-        snapshot without firing again.
-
-        Raises:
-            UnknownInstance, TransitionNotAllowed, PayloadError: nothing is written.
-            StoreError: the compare-and-set kept failing.
-        """
-        for _ in range(MAX_ATTEMPTS):
-            try:
-                result = self._send_once(id, name, args, data, idempotency_key)
-            except Exception as exc:
-                if not self._is_conflict(exc):
-                    raise
-                continue
-            if result is not None:
-                return result
-        msg = f"Gave up on {id!r} after {MAX_ATTEMPTS} conflicting writes."
-        raise StoreError(msg)
-
-    def _send_once(
-        self, id: str, name: str, args: Any, data: Any, key: str | None
-    ) -> Snapshot | None:
-        """One attempt in one transaction: the new snapshot, or None when another writer won
-        the row. The returned snapshot's history is read in the same transaction."""
-        with self._transaction(write=True) as cursor:
-            if (
-                key is not None
-                and self._exec(
-                    cursor, "SELECT 1 FROM lk_keys WHERE instance_id = ? AND key = ?", (id, key)
-                ).fetchone()
-            ):
-                instance, _ = self._load(cursor, id, last_only=False)
-                return instance.snapshot()
-            instance, version = self._load(cursor, id, last_only=True)
-            stored = instance.revision
-            instance.call(name, *args, **data)
-            if not self._save(cursor, id, instance, version, stored, key):
-                return None
-            history = tuple(self._records(cursor, id, last_only=False))
-            return instance.snapshot().model_copy(update={"history": history})
-
-    def _save(
-        self,
-        cursor: Any,
-        instance_id: str,
-        instance: Lifecycle,
-        version: int,
-        stored_revision: int,
-        key: str | None,
-    ) -> bool:
-        snap = instance.snapshot()
-        updated = self._exec(
-            cursor,
-            "UPDATE lk_instances SET state = ?, context = ?, revision = ?, version = ?,"
-            " updated_at = ? WHERE id = ? AND version = ?",
-            (
-                snap.state, json.dumps(snap.context) if snap.context is not None else None,
-                snap.revision, version + 1, self._now(), instance_id, version,
-            ),
-        ).rowcount  # fmt: skip
-        if updated != 1:
-            return False
-        self._insert_history(
-            cursor, instance_id, [r for r in snap.history if r.seq > stored_revision]
-        )
-        if key is not None:
-            self._exec(
-                cursor, "INSERT INTO lk_keys (instance_id, key) VALUES (?, ?)", (instance_id, key)
-            )
+def retryable(kind: Kind, attempt: int, *, keyed: bool) -> bool:
+    """Whether a transaction that failed with ``kind`` on try ``attempt`` may be re-run:
+    a lost race, or a connection lost before the commit (nothing was applied); a commit of
+    unknown outcome only with an idempotency key (the replay tells). A unique key taken by a
+    concurrent transaction, invisible to this one's snapshot, is a lost race too for a few
+    tries; after that it is a real duplicate."""
+    if kind in (Kind.CONFLICT, Kind.CONNECTION_LOST):
         return True
-
-    def find(
-        self, name: str | None = None, state: str | None = None, limit: int = 100
-    ) -> list[InstanceSummary]:
-        """Stored instances, newest first, optionally of one lifecycle and in one state."""
-        where, params = self._filters(name, state)
-        with self._transaction(write=False) as cursor:
-            rows = self._exec(
-                cursor,
-                "SELECT id, machine, state, revision, updated_at FROM lk_instances"
-                f"{where} ORDER BY updated_at DESC, id LIMIT ?",
-                (*params, limit),
-            ).fetchall()
-        return [
-            InstanceSummary(id=i, machine=m, state=s, revision=r, updated_at=u)
-            for i, m, s, r, u in rows
-        ]
-
-    def count(self, name: str | None = None, state: str | None = None) -> int:
-        """How many stored instances match."""
-        where, params = self._filters(name, state)
-        with self._transaction(write=False) as cursor:
-            row = self._exec(
-                cursor, f"SELECT COUNT(*) FROM lk_instances{where}", params
-            ).fetchone()
-        return int(row[0])
-
-    @staticmethod
-    def _filters(name: str | None, state: str | None) -> tuple[str, tuple[Any, ...]]:
-        clauses, params = [], []
-        for column, value in (("machine", name), ("state", state)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        return (" WHERE " + " AND ".join(clauses) if clauses else "", tuple(params))
-
-    def delete(self, id: str) -> None:
-        """Remove an instance, its history and its idempotency keys.
-
-        Raises:
-            UnknownInstance: no such id.
-        """
-        with self._transaction(write=True) as cursor:
-            self._row(cursor, id)
-            self._delete(cursor, id)
-
-    def _delete(self, cursor: Any, id: str) -> None:
-        for table in ("lk_history", "lk_keys"):
-            self._exec(cursor, f"DELETE FROM {table} WHERE instance_id = ?", (id,))
-        self._exec(cursor, "DELETE FROM lk_instances WHERE id = ?", (id,))
-
-    def __enter__(self) -> BaseStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    if kind is Kind.OUTCOME_UNKNOWN:
+        return keyed
+    return kind is Kind.DUPLICATE and attempt < DUPLICATE_RETRIES
 
 
-@contextmanager
-def _session(store: BaseStore, write: bool) -> Iterator[Session]:
-    with store._transaction(write=write) as cursor:
-        yield Session(store, cursor)
+def public_error(exc: BackendError, url: str, what: str) -> StoreError:
+    """The public error for a database failure during ``what`` on the store at ``url``."""
+    detail, kind = exc.detail, exc.kind
+    if kind is Kind.NO_STORE:
+        return NoSuchStore(f"no such store: {url} ({detail}).")
+    if kind is Kind.OUTCOME_UNKNOWN:
+        return OutcomeUnknown(
+            f"The connection to {url} broke while committing ({what}): it may or may not "
+            "have been applied. Check with get()/history(), or resend with the same "
+            f"idempotency key, which is safe either way. ({detail})"
+        )
+    if kind in (Kind.CONNECTION_LOST, Kind.UNAVAILABLE):
+        return ConnectionLost(
+            f"Cannot {what}: the database at {url} cannot be reached; nothing was applied "
+            f"and the next call reconnects. ({detail})"
+        )
+    reason = {
+        Kind.DUPLICATE: f"a unique key exists ({detail})",
+        Kind.READ_ONLY: f"the store {url} is read-only ({detail}); it can be read only",
+        Kind.FULL: f"the disk of {url} is full ({detail}); nothing was written",
+        Kind.CORRUPT: f"{url} is not a lifecyclekit store, or is damaged ({detail})",
+        Kind.BUSY: f"timed out waiting for another writer's lock on {url} ({detail})",
+        Kind.INVALID: f"the database refused a value ({detail})",
+        Kind.CONFLICT: f"another writer kept winning ({detail})",
+    }.get(kind, f"{detail} ({url})")
+    return StoreError(f"Cannot {what}: {reason}.")
+
+
+def after_commit(
+    effects: Effects,
+    callbacks: Sequence[Callable[[Change], object]],
+    result: object,
+    what: str,
+) -> None:
+    """Call, for each committed record, its instance's ``after_commit`` then ``callbacks``;
+    then the unit of work's own callbacks. All run even when one raises.
+
+    Raises:
+        AfterCommitError: some raised (the first is its cause); it carries ``result``.
+    """
+    failures: list[BaseException] = []
+
+    def call(function: Callable[..., object], *args: Any) -> None:
+        try:
+            function(*args)
+        except Exception as exc:
+            failures.append(exc)
+
+    for instance, committed in effects.committed:
+        for change in committed:
+            if instance is not None:
+                call(instance.after_commit, change.record)
+            for callback in callbacks:
+                call(callback, change)
+    for function in effects.callbacks:
+        call(function)
+    if failures:
+        msg = (
+            f"{what} committed, but {len(failures)} after-commit callback(s) failed; "
+            f"the first: {failures[0]!r}"
+        )
+        raise AfterCommitError(msg, result) from failures[0]
