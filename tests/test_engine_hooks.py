@@ -65,3 +65,45 @@ def test_engine_running_flag_tracks_final_states() -> None:
     assert _psm.engine_running(ticket) is False
     _psm.set_engine_running(ticket, True)
     assert ticket.is_terminated is False
+
+
+def test_the_private_parts_the_resolution_reads_are_there() -> None:
+    """resolve_flat reads psm's registry, listeners, specs and wrappers by these names."""
+    from statemachine.callbacks import CallbackSpec, CallbacksRegistry, CallbackWrapper
+    from statemachine.dispatcher import Listener, Listeners
+    from statemachine.engines.base import BaseEngine, _running_engine
+    from statemachine.event import Event
+
+    for owner, names in [
+        (Lifecycle, ["_protected_attrs", "_class_listeners", "_specs", "_events", "prepare"]),
+        (Listener, ["from_obj", "build_key"]),
+        (Listeners, ["from_listeners", "resolve", "search_name"]),
+        (CallbacksRegistry, ["check", "async_or_sync", "call", "all"]),
+        (Event, ["is_same_event", "build_trigger"]),
+    ]:
+        assert all(hasattr(owner, name) for name in names), owner
+    assert "_callback" in CallbackWrapper.__init__.__code__.co_names
+    assert {"may_contain_boolean_expression", "lookup_name", "is_convention"} <= set(
+        vars(CallbackSpec("x", group=next(iter(_psm._GROUP.values())))).keys()
+    )
+    assert _running_engine.get() is None
+    assert "_processing" in BaseEngine.__init__.__code__.co_names
+
+
+def test_a_resolution_of_a_known_class_has_the_expected_shape() -> None:
+    """Ticket resolves to psm's order: the guards, the naming convention, the recorder."""
+    from lifecyclekit.lifecycle import _RECORDER, _StateHolder
+
+    definition = _psm.resolve_flat(Ticket, _StateHolder(), [_RECORDER])
+    assert isinstance(definition, _psm.FlatDefinition)
+    start = next(t for t in Ticket.queued.transitions if t.match("start"))
+    guards = definition.callbacks[("cond", id(start))]
+    assert [(g.name, g.kind, g.expected) for g in guards] == [
+        ("has_capacity", "expression", True),
+        ("is_due", "expression", True),
+    ]
+    finish = next(t for t in Ticket.running.transitions if t.match("finish"))
+    on = definition.callbacks[("on", id(finish))]
+    assert [(c.name, c.kind, c.event) for c in on] == [("on_finish", "method", "finish")]
+    after = definition.callbacks[("after", id(finish))]
+    assert [(c.kind, c.target) for c in after] == [("listener", (0, "after_transition"))]
