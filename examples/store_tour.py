@@ -78,6 +78,8 @@ def chain_tour() -> None:
         graph.start(merge.id)
         graph.finish(merge.id, WorkResult.failure({"error": "disk full"}))
         show(graph, works, "merge failed: the upload fails with it")
+    print("  (a work of the graph is driven through the graph, not by a bare send)")
+    lifecyclekit(f"send {photos.id} cancel")
 
 
 def main_() -> None:

@@ -227,7 +227,7 @@ def test_unknown_selection_lists_what_exists(capsys: pytest.CaptureFixture[str])
         run.run(["--suite", "nope", "--no-write"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert "--suite 'nope' selects nothing; groups: core, scaling, store" in err
+    assert "--suite 'nope' selects nothing; groups: core, graph, scaling, store" in err
     assert "core.event" in err
 
 

@@ -219,3 +219,18 @@ def test_an_unexpected_error_is_one_line_and_exit_3(
     monkeypatch.setenv("LIFECYCLEKIT_DEBUG", "1")
     debug = cli.invoke(main, ["show", "dataflow-job"])
     assert isinstance(debug.exception, TypeError)
+
+
+@pytest.mark.slow
+def test_a_reader_that_goes_away_is_not_an_error() -> None:
+    """`lifecyclekit show ... | head` closing early prints nothing on stderr (no Broken pipe)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lifecyclekit", "show", "dataflow-job"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    proc.stdout.close()  # the reader is gone before the command writes a byte
+    _, err = proc.communicate(timeout=60)
+    assert err == b""
+    assert proc.returncode == 1

@@ -79,3 +79,20 @@ def test_optional_import_names_the_extra() -> None:
     )
     assert (info.value.module, info.value.extra) == ("lifecyclekit_no_such_module", "postgres")
     assert errors_module.optional_import("json", extra="x", feature="y").__name__ == "json"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("short", "'short'"),
+        ("x" * 5000, "a str of 5,000 characters"),
+        (b"y" * 100, "a bytes of 100 bytes"),
+        (list(range(100)), "a list of 100 items"),
+        (10**200, "a value of type int whose repr is 201 characters"),
+    ],
+)
+def test_an_oversize_value_is_described_not_echoed(value: object, expected: str) -> None:
+    """Messages show short values and describe long ones by type and size."""
+    error = PayloadError("Ticket", "finish", [("outcome", "bad", value)])
+    assert f"(got {expected})" in str(error)
+    assert len(str(error)) < 200

@@ -69,6 +69,8 @@ def test_store_tour_drives_the_embedded_store() -> None:
     ]  # fmt: skip
     refusals = run("store_tour.py", "stderr")
     assert "refused: Can't start OneTimeWork in ENQUEUED: constraints_met is False" in refusals
+    assert "belongs to WorkGraph 'default'" in refusals
+    assert "WorkGraph(store=open_store(url), name='default').cancel(UUID(" in refusals
     assert "merge input:  {'photos': 120, 'videos': 8}" in out
     assert "merge failed: the upload fails with it" in out
     failed_row = next(line for line in out.splitlines() if "merge failed" in line)

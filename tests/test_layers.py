@@ -48,9 +48,7 @@ PRIVATE_PSM = ("statemachine.engines", "statemachine.factory", "statemachine.cal
 PRIVATE_PSM += ("statemachine.event_data", "statemachine.dispatcher", "statemachine.signature")
 PRIVATE_PSM += ("statemachine.spec_parser", "statemachine.configuration", "statemachine.event")
 PRIVATE_PSM += ("statemachine.orderedset", "statemachine.graph", "statemachine.invoke")
-PENDING = {
-    ("lifecyclekit.machines.workmanager._graph_store", "lifecyclekit.store"): "move 8",
-}
+PENDING = {}
 
 
 def _modules() -> dict[str, set[str]]:

@@ -3,13 +3,21 @@
 
 ``model.py`` holds the requests, constraints, backoff, data and ``WorkInfo``; one module per
 lifecycle (``one_time.py``, ``periodic.py``, ``chained.py``) over their shared pieces
-(``_lifecycle.py``); ``continuation.py``, ``merge.py`` and ``graph.py`` build and drive chains.
+(``_lifecycle.py``); ``continuation.py``, ``merge.py`` and ``graph.py`` build and drive chains,
+over the repositories ``_repo.py`` (memory) and ``_repo_sql.py`` (a store).
 """
 
 from __future__ import annotations
 
 from .chained import ChainedWork
-from .graph import UnknownWork, WorkContinuation, WorkGraph, WorkGraphError
+from .graph import (
+    EnqueueResult,
+    UnknownWork,
+    WorkContinuation,
+    WorkGraph,
+    WorkGraphError,
+    WorkQuery,
+)
 from .model import (
     Backoff,
     BackoffPolicy,
@@ -37,6 +45,7 @@ __all__ = [
     "Constraints",
     "ContentUriTrigger",
     "DeviceConditions",
+    "EnqueueResult",
     "ExistingPeriodicWorkPolicy",
     "ExistingWorkPolicy",
     "NetworkType",
@@ -50,6 +59,7 @@ __all__ = [
     "WorkGraph",
     "WorkGraphError",
     "WorkInfo",
+    "WorkQuery",
     "WorkRequest",
     "WorkResult",
     "WorkState",

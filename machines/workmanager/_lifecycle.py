@@ -13,8 +13,17 @@ from uuid import UUID
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from lifecyclekit import Because, PayloadError, Provenance, State
+from lifecyclekit import (
+    Because,
+    Explanation,
+    LifecycleError,
+    PayloadError,
+    Provenance,
+    State,
+    TransitionRejected,
+)
 
+from .continuation import owned_by_graph
 from .model import (
     LATEST_INSTANT,
     MIN_PERIODIC_INTERVAL,
@@ -120,7 +129,34 @@ class WorkBehaviour:
         state: str
         state_value: Any
 
+        configuration: Any
+
         def now(self) -> datetime: ...
+        def explain(self, event: str, /, *args: Any, **data: Any) -> Explanation: ...
+
+    def call(self, name: str, /, *args: Any, **data: Any) -> Any:
+        """Fire an event by name, as ``store.send`` and ``lifecyclekit send`` do; refused
+        for a work that belongs to a WorkGraph, whose operations alone drive its works (they
+        propagate to dependents; a bare event would not).
+
+        Raises:
+            TransitionRejected: the work belongs to a graph; the message names the graph
+                method to call instead.
+        """
+        owner = self.context.graph
+        if owner is None:
+            return super().call(name, *args, **data)  # type: ignore[misc]
+        try:  # what the event would have done, for the refusal's data
+            explanation = self.explain(name, *args, **data)
+        except (LifecycleError, TypeError):  # bad data: refused for the owner all the same
+            explanation = Explanation(
+                machine=type(self).__name__, event=name, state=self.state,
+                state_value=str(self.state_value), verdict="no_transition", candidates=(),
+                allowed_events=(),
+            )  # fmt: skip
+        reason = owned_by_graph(owner, self.context.id, name)
+        message = f"Can't {name} {type(self).__name__} in {self.state_value}: {reason}"
+        raise TransitionRejected(explanation, set(self.configuration), message=message)
 
     # -- guards ------------------------------------------------------------------------------
 

@@ -138,6 +138,9 @@ class _RequestFields(_Model):
     backoff_delay: timedelta = DEFAULT_BACKOFF_DELAY
     """Clamped to [10 s, 5 h] with a warning (§3.2)."""
     backoff_on_system_interruptions: StrictBool = False
+    keep_results_for_at_least: _Duration = timedelta(0)
+    """``keepResultsForAtLeast``: how long a finished work is kept before WorkManager may
+    prune it by itself (§10.6; ``WorkGraph.prune_work(expired_only=True)``)."""
     backoff_criteria_set: StrictBool = False
     """WorkManager's ``backoffCriteriaSet``: ``backoff_policy`` or ``backoff_delay`` was given
     (set from the arguments unless given itself; kept by ``model_dump``). Refused together
@@ -399,6 +402,10 @@ class _Runtime(BaseModel):
         StopReason.NOT_STOPPED
     )
     """A :class:`StopReason`, or a JobScheduler reason WorkManager does not name (§10.1)."""
+    graph: str | None = None
+    """The :class:`~lifecyclekit.machines.WorkGraph` that owns the work (its name), which
+    alone may drive it: ``store.send`` and ``lifecyclekit send`` refuse it, naming the graph
+    method to call, so no transition skips the graph's propagation (issue 12, point 3)."""
 
 
 def _updated(
@@ -563,6 +570,9 @@ class WorkInfo(BaseModel):
     initial_delay: timedelta
     periodicity: Periodicity | None
     constraints: Constraints
+    progress: dict[str, Any] = Field(default_factory=dict)
+    """What the running worker last reported (``WorkGraph.set_progress``); empty otherwise
+    (§1.3: deleted when a result is handled, kept when the work is stopped)."""
     expedited: bool = False
     """The request was expedited (§10.4)."""
     out_of_quota_policy: OutOfQuotaPolicy | None = None

@@ -43,6 +43,10 @@ def _user_errors() -> Iterator[None]:
     (``LIFECYCLEKIT_DEBUG=1`` shows its traceback)."""
     try:
         yield
+    except BrokenPipeError:
+        # The reader went away (`lifecyclekit ls | head`): nothing to say, nowhere to say it.
+        sys.stderr.close()
+        sys.exit(1)
     except (LifecycleError, OSError, ValueError) as exc:
         click.echo(f"lifecyclekit: {exc}", err=True)
         sys.exit(1)

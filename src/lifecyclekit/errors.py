@@ -59,6 +59,7 @@ __all__ = [
     "WriteConflict",
     "field_errors",
     "optional_import",
+    "shown",
 ]
 
 
@@ -92,6 +93,24 @@ class UnknownLifecycle(LifecycleError, LookupError):
         return str(self.args[0])
 
 
+SHOWN_LIMIT = 80
+"""Values whose ``repr`` is longer than this are described by their size in messages."""
+
+
+def shown(value: object) -> str:
+    """A value for an error message: its ``repr``, or for an over-size one its type and size
+    (a 10 MB string is described, never echoed into logs and terminals)."""
+    text = repr(value)
+    if len(text) <= SHOWN_LIMIT:
+        return text
+    if isinstance(value, str | bytes | bytearray):
+        unit = "characters" if isinstance(value, str) else "bytes"
+        return f"a {type(value).__name__} of {len(value):,} {unit}"
+    if hasattr(value, "__len__"):
+        return f"a {type(value).__name__} of {len(value):,} items"
+    return f"a value of type {type(value).__name__} whose repr is {len(text):,} characters"
+
+
 class PayloadError(LifecycleError, ValueError):
     """Data sent with an event (or given as context) failed validation.
 
@@ -113,7 +132,9 @@ class PayloadError(LifecycleError, ValueError):
         self.event = event
         self.errors = list(errors)
         details = "; ".join(
-            f"{field}: {message} (got {value!r})" if field else f"{message} (got {value!r})"
+            f"{field}: {message} (got {shown(value)})"
+            if field
+            else f"{message} (got {shown(value)})"
             for field, message, value in self.errors
         )
         what = "context" if event == "context" else f"event {event!r}"

@@ -75,7 +75,7 @@ __all__ = [
     "select",
 ]
 
-SUITE_MODULES = ("tests.benchmarks.core", "tests.benchmarks.store")
+SUITE_MODULES = ("tests.benchmarks.core", "tests.benchmarks.store", "tests.benchmarks.graph")
 """Modules that register suites; add yours here."""
 
 Measure = Literal["time", "rate", "memory"]

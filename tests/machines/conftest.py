@@ -41,7 +41,7 @@ def graph(
         return
     url = f"sqlite:///{tmp_path}/graph.db"
     if request.param == "stored-postgres":
-        from tests.store.conftest import postgres_url, reset_postgres
+        from tests.helpers import postgres_url, reset_postgres
 
         url = postgres_url()
         reset_postgres(url)

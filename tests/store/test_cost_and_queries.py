@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from lifecyclekit.store import Store, StoreError, open_store
-from tests.store.conftest import raw_sql
+from tests.helpers import raw_sql
 from tests.store_machines import REGISTRY, Toggle
 
 

@@ -24,8 +24,8 @@ from lifecyclekit.store import (
     UnitOfWork,
     open_store,
 )
+from tests.helpers import POSTGRES_ENV, postgres_url, raw_sql, reset_postgres
 from tests.store import workers
-from tests.store.conftest import POSTGRES_ENV, postgres_url, raw_sql, reset_postgres
 from tests.store_machines import REGISTRY
 
 pytestmark = pytest.mark.slow

@@ -17,8 +17,8 @@ from lifecyclekit.store import (
     StoreError,
     open_store,
 )
+from tests.helpers import postgres_url, raw_sql, reset_postgres
 from tests.store import workers
-from tests.store.conftest import postgres_url, raw_sql, reset_postgres
 from tests.store_machines import REGISTRY
 
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from lifecyclekit import Lifecycle, Registry, SnapshotError, State
 from lifecyclekit.store import open_store
-from tests.store.conftest import raw_sql
+from tests.helpers import raw_sql
 
 
 class TitleContext(BaseModel):

@@ -17,7 +17,7 @@ from lifecyclekit.store import (
     StoreError,
     open_store,
 )
-from tests.store.conftest import postgres_url
+from tests.helpers import postgres_url
 from tests.store_machines import REGISTRY
 
 FORMS = "accepted forms: sqlite:///relative/path.db, sqlite:////absolute/path.db"

@@ -7,7 +7,7 @@ from statemachine.exceptions import TransitionNotAllowed
 
 from lifecyclekit import PayloadError, SnapshotError, TransitionRejected
 from lifecyclekit.store import SCHEMA_VERSION, Store, StoreError, UnknownInstance, open_store
-from tests.store.conftest import raw_sql
+from tests.helpers import raw_sql
 from tests.store_machines import REGISTRY
 
 

@@ -16,7 +16,7 @@ from lifecyclekit.store import (
     WriteConflict,
     open_store,
 )
-from tests.store.conftest import raw_sql
+from tests.helpers import raw_sql
 from tests.store_machines import REGISTRY, StrayToggle, Toggle
 
 LEDGER = Extension(
@@ -119,7 +119,7 @@ def test_a_lost_compare_and_set_raises_write_conflict_in_one_attempt(store: Stor
 def test_run_re_runs_after_a_concurrent_writer_and_commits_once() -> None:
     """On PostgreSQL another connection commits between load and save: the unit of work is
     re-run from the start, and its after-commit callback runs once."""
-    from tests.store.conftest import postgres_url, reset_postgres
+    from tests.helpers import postgres_url, reset_postgres
 
     url = postgres_url()
     reset_postgres(url)

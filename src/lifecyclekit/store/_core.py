@@ -403,7 +403,8 @@ def retryable(kind: Kind, attempt: int, *, keyed: bool) -> bool:
 
 def public_error(exc: BackendError, url: str, what: str) -> StoreError:
     """The public error for a database failure during ``what`` on the store at ``url``."""
-    detail, kind = exc.detail, exc.kind
+    # Drivers' messages span lines (psycopg adds "Is the server running..."); one line here.
+    detail, kind = " ".join(str(exc.detail).split()), exc.kind
     if kind is Kind.NO_STORE:
         return NoSuchStore(f"no such store: {url} ({detail}).")
     if kind is Kind.OUTCOME_UNKNOWN:

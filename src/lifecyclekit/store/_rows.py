@@ -104,12 +104,12 @@ def lifecycle_class(registry: Registry, loaded: Loaded) -> type[Lifecycle]:
     try:
         return registry.get(loaded.machine)
     except UnknownLifecycle as exc:
-        msg = (
-            f"Stored instance {loaded.id!r} is of lifecycle {loaded.machine!r}, which this "
-            f"process does not know: {exc} Import or register the module that defines it "
-            "(lifecyclekit --app MODULE, or LIFECYCLEKIT_APP)."
+        hint = (
+            f"Stored instance {loaded.id!r} is of this lifecycle: import the module that "
+            "registers it (on the command line: lifecyclekit --app MODULE, or "
+            "LIFECYCLEKIT_APP=MODULE)."
         )
-        raise SnapshotError(msg) from None
+        raise UnknownLifecycle(exc.name, exc.known, hint=hint) from None
 
 
 def snapshot_of(registry: Registry, loaded: Loaded) -> tuple[type[Lifecycle], Snapshot]:
