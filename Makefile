@@ -32,8 +32,20 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(PY) -m mypy
 
+# The suite runs twice: on the compiled event path (the default), then with
+# LIFECYCLEKIT_ENGINE=psm on python-statemachine's engine. The second run leaves out what does
+# not exercise the engine differently: building and installing the wheel (test_packaging),
+# the multi-process store runs (store/test_concurrency; store/test_store covers send on both
+# back-ends), the PostgreSQL server stop/restart test (store/test_faults: the driver's and
+# the server's behaviour) and the benchmark smoke test; tests marked compiled_path (test_fast,
+# test_differential, test_generated_machines, test_planted_deviations) compare both engines
+# within one run and deselect themselves.
+PSM_RUN_SKIPS := --ignore=tests/test_packaging.py --ignore=tests/store/test_concurrency.py \
+	--ignore=tests/store/test_faults.py --ignore=tests/test_benchmarks_smoke.py
+
 test: lint typecheck
 	$(PY) -m pytest
+	LIFECYCLEKIT_ENGINE=psm $(PY) -m pytest -q $(PSM_RUN_SKIPS)
 
 # make bench ARGS="--suite core" (a group, a suite name or a glob; --quick, --rounds N, --list)
 bench: $(STAMP)

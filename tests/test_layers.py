@@ -45,11 +45,10 @@ ALLOWED: dict[str, set[str]] = {
     },
 }
 PRIVATE_PSM = ("statemachine.engines", "statemachine.factory", "statemachine.callbacks")
-PRIVATE_PSM += ("statemachine.event_data",)
-PENDING = {
-    ("lifecyclekit._meta", "statemachine.factory"): "move 3: _psm.py holds psm's internals",
-    ("lifecyclekit.lifecycle", "statemachine.event_data"): "move 3",
-}
+PRIVATE_PSM += ("statemachine.event_data", "statemachine.dispatcher", "statemachine.signature")
+PRIVATE_PSM += ("statemachine.spec_parser", "statemachine.configuration", "statemachine.event")
+PRIVATE_PSM += ("statemachine.orderedset", "statemachine.graph", "statemachine.invoke")
+PENDING = {}
 
 
 def _modules() -> dict[str, set[str]]:

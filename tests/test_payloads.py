@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Literal
+
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_serializer
 
 from lifecyclekit import DefinitionError, Lifecycle, PayloadError, State
-from lifecyclekit.payloads import RESERVED_FIELD_NAMES
+from lifecyclekit.payloads import RESERVED_FIELD_NAMES, dump_payload
 from tests.sample_machines import FailPayload, FinishPayload, Ticket
 
 
@@ -196,3 +200,39 @@ def test_payloads_are_inherited_and_extended() -> None:
         ticket.finish(outcome="?")
     ticket.cancel(text="no longer needed")
     assert ticket.history[-1].payload == {"text": "no longer needed"}
+
+
+class _Inner(BaseModel):
+    when: datetime
+
+
+class _Rich(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    amount: Decimal = Field(alias="Amount")
+    inner: _Inner
+    tags: tuple[str, ...] = ()
+    kind: Literal["a", "b"] = "a"
+
+    @field_serializer("amount")
+    def _as_text(self, value: Decimal) -> str:
+        return f"{value:.2f}"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def doubled(self) -> Decimal:
+        return self.amount * 2
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        _Rich(Amount=Decimal("1.5"), inner=_Inner(when=datetime(2026, 1, 1, tzinfo=UTC))),
+        _Inner(when=datetime(2026, 5, 1, 12, tzinfo=UTC)),
+        FinishPayload(outcome="success", exit_code=4),
+    ],
+    ids=["aliases-serializers-computed", "nested-datetime", "plain"],
+)
+def test_history_payloads_dump_exactly_as_model_dump_json_mode(payload: BaseModel) -> None:
+    """The history dumps payloads as model_dump(mode="json"): aliases, serializers and all."""
+    assert dump_payload(payload) == payload.model_dump(mode="json")

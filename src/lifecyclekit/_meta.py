@@ -10,8 +10,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast, get_args, get_origin
 
 from pydantic import BaseModel
-from statemachine.factory import StateMachineMetaclass
 
+import lifecyclekit._fast as _fast
+from lifecyclekit._psm import StateMachineMetaclass
 from lifecyclekit.errors import DefinitionError
 from lifecyclekit.payloads import build_payload_table
 from lifecyclekit.transitions import Provenance, edges
@@ -59,6 +60,25 @@ class LifecycleMeta(StateMachineMetaclass):
         for klass in reversed(cls.__mro__):
             provenance.update(vars(klass).get("provenance", None) or {})
         lifecycle._provenance = _check_provenance(name, provenance, lifecycle) if states else {}
+        _fast.invalidate()
+
+    def __setattr__(cls, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        _fast.invalidate()
+
+    def __delattr__(cls, name: str) -> None:
+        super().__delattr__(name)
+        _fast.invalidate()
+
+    @property
+    def fast_path_reason(cls) -> str | None:
+        """Why this class runs on python-statemachine's engine rather than the compiled event
+        path, or ``None`` when its instances take the compiled path.
+
+        .. versionadded:: 0.2
+        """
+        lifecycle = cast("type[Lifecycle]", cls)
+        return lifecycle._fast_path_reason()
 
 
 def _check_provenance(

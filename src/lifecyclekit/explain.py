@@ -182,22 +182,17 @@ def _candidate(
         "transition": transition,
     }
     verdicts: list[GuardVerdict] = []
-    key = transition.cond.key
-    if key in machine._callbacks:
-        for guard in machine._callbacks[key]:
-            # The wrapper's own call() reduces the answer to a bool; call the resolved
-            # callable to keep a Because's reason (pinned by tests/test_engine_hooks.py).
-            raw = guard._callback(**injected)
-            expected = guard.meta.expected_value is not False
-            verdicts.append(
-                GuardVerdict(
-                    name=guard.meta.attr_name,
-                    kind="cond" if expected else "unless",
-                    value=bool(raw),
-                    passed=bool(raw) == expected,
-                    detail=raw.reason if isinstance(raw, Because) else None,
-                )
+    for name, expected, guard in machine._guard_calls(transition):
+        raw = guard(**injected)
+        verdicts.append(
+            GuardVerdict(
+                name=name,
+                kind="cond" if expected else "unless",
+                value=bool(raw),
+                passed=bool(raw) == expected,
+                detail=raw.reason if isinstance(raw, Because) else None,
             )
+        )
     target = transition.target
     return Candidate(
         source=transition.source.id,

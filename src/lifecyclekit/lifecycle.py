@@ -10,29 +10,36 @@ changed) -> python-statemachine selects the transition, evaluating guards (refus
 :class:`~lifecyclekit.TransitionRejected` with every guard's verdict, nothing changed) ->
 callbacks run -> the state changes and one record is appended to :attr:`Lifecycle.history`.
 
-The private python-statemachine names lifecyclekit relies on are few and pinned by
-``tests/test_engine_hooks.py``: the engine hooks ``_put_nonblocking`` and ``_processing_loop``
-(here), ``_engine.running`` (restored by :meth:`Lifecycle.atomic`), and the guard wrappers'
-``_callback`` (read by :func:`lifecyclekit.explain.build_explanation`).
+Two paths run that flow with the same observable behaviour. An instance of a flat class runs
+it on the class's compiled plan (:mod:`lifecyclekit._fast`) and holds only its state holder,
+context, history, revision, clock and plan; anything else (and an instance given listeners or
+a model of its own, or asked for python-statemachine's per-instance machinery) runs on
+python-statemachine's engine. :attr:`Lifecycle.on_fast_path` and ``Cls.fast_path_reason`` say
+which. The private python-statemachine names lifecyclekit relies on all live in
+:mod:`lifecyclekit._psm` (pinned by ``tests/test_engine_hooks.py``); this module implements
+the hooks it exposes (``_admit_event``, ``_refusal``, ``_start_engine``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self
 
 from pydantic import BaseModel, ValidationError
-from statemachine import StateMachine
-from statemachine.exceptions import TransitionNotAllowed
+from statemachine import StateChart
 from typing_extensions import TypeVar
 
+import lifecyclekit._fast as _fast
+import lifecyclekit._psm as _psm
 from lifecyclekit._display import DISPLAY_HOOKS
 from lifecyclekit._meta import LifecycleMeta
 from lifecyclekit.errors import PayloadError, SnapshotError, TransitionRejected, field_errors
 from lifecyclekit.explain import Explanation, build_explanation
-from lifecyclekit.payloads import validate_payload
+from lifecyclekit.payloads import dump_payload, validate_payload
 from lifecyclekit.snapshot import (
     Migration,
     Snapshot,
@@ -43,13 +50,28 @@ from lifecyclekit.snapshot import (
 from lifecyclekit.transitions import Provenance, TransitionInfo, transition_table
 
 if TYPE_CHECKING:
-    from statemachine.event_data import TriggerData
+    from statemachine import Event
     from statemachine.state import State
+    from statemachine.transition import Transition
 
 __all__ = ["C", "Clock", "Lifecycle", "utc_now"]
 
 C = TypeVar("C", bound=BaseModel | None, default=Any)
 """The context model of a lifecycle: ``class Build(Lifecycle[BuildContext])``."""
+
+_RECORD_FIELDS = ("seq", "event", "source", "target", "payload", "at", "inferred")
+
+
+@lru_cache(maxsize=256)
+def _field_names(model: type[BaseModel]) -> frozenset[str]:
+    """A context model's field names and aliases (the keywords the constructor accepts)."""
+    fields = model.model_fields
+    return frozenset(fields) | {f.alias for f in fields.values() if f.alias is not None}
+
+
+def _as_record(values: tuple[Any, ...]) -> TransitionRecord:
+    return TransitionRecord.model_construct(**dict(zip(_RECORD_FIELDS, values, strict=True)))
+
 
 Clock = Callable[[], datetime]
 """A callable returning an aware ``datetime``; lifecycles read time only through it."""
@@ -61,7 +83,11 @@ def utc_now() -> datetime:
 
 
 class _StateHolder:
-    """The minimal model python-statemachine keeps the current state value on."""
+    """The minimal model python-statemachine keeps the current state value on.
+
+    Restore passes one already holding the state (so nothing is activated); an instance
+    given one of these still takes the compiled path, unlike one given a model of its own.
+    """
 
     __slots__ = ("state",)
 
@@ -80,11 +106,18 @@ class _HistoryRecorder:
     ) -> None:
         machine._record_transition(event, source, target, kwargs.get("payload"))
 
+    @staticmethod
+    def records_directly(cls: type[Lifecycle]) -> bool:
+        """Whether the compiled path may append records itself (the class does not override
+        ``_record_transition``)."""
+        return cls._record_transition is Lifecycle._record_transition
+
 
 _RECORDER = _HistoryRecorder()
+_MODEL_PROTOTYPE = _StateHolder()
 
 
-class Lifecycle(StateMachine, Generic[C], metaclass=LifecycleMeta):
+class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
     """A strict python-statemachine ``StateMachine`` with typed events, context and history.
 
     Declare states and transitions with python-statemachine's DSL, then optionally:
@@ -163,6 +196,20 @@ class Lifecycle(StateMachine, Generic[C], metaclass=LifecycleMeta):
     _state_by_id: ClassVar[dict[str, State]] = {}
     _id_by_value: ClassVar[dict[Any, str]] = {}
 
+    fast_path: ClassVar[bool] = True
+    """Whether instances may take the compiled event path (see :attr:`on_fast_path`); set it
+    to ``False`` to run a class on python-statemachine's engine. A class outside the flat
+    subset the compiled path reproduces runs on the engine whatever this says; its
+    ``fast_path_reason`` says why."""
+
+    _compiled: _fast.Plan | None = None
+    _clock: Clock = staticmethod(utc_now)
+    _revision = 0
+    _record_at: datetime | None = None
+    _record_inferred = False
+    _fast_running = True
+    _fast_busy = False
+
     def __init__(
         self,
         *,
@@ -177,12 +224,31 @@ class Lifecycle(StateMachine, Generic[C], metaclass=LifecycleMeta):
         if clock is not None and not callable(clock):
             msg = f"clock must be a callable returning an aware datetime, got {clock!r}."
             raise TypeError(msg)
-        self._clock: Clock = clock or utc_now
-        self._history: list[TransitionRecord] = []
-        self._revision = 0
-        self._pending: TriggerData | None = None
-        self._record_at: datetime | None = None
-        self._record_inferred = False
+        attributes = self.__dict__
+        plan = _fast.plan_for(type(self), _MODEL_PROTOTYPE, _RECORDER)
+        if (
+            plan is not None
+            and not listeners
+            and state_field == "state"
+            and (model is None or type(model) is _StateHolder)
+            and (not attributes or plan.accepts(attributes))
+        ):
+            context = self._build_context(context, fields)
+            holder = model if model is not None else _StateHolder()
+            attributes["_compiled"] = plan
+            attributes["model"] = holder
+            attributes["_context"] = context
+            attributes["_history"] = []
+            if clock is not None:
+                attributes["_clock"] = clock
+            if start_value is not None:
+                attributes["start_configuration_values"] = [start_value]
+            if holder.state is None:
+                _fast.activate(self, plan, start_value)
+            return
+        if clock is not None:
+            self._clock = clock
+        self._history: list[Any] = []
         self._context: Any = self._build_context(context, fields)
         super().__init__(
             model=model if model is not None else _StateHolder(),
@@ -236,9 +302,7 @@ class Lifecycle(StateMachine, Generic[C], metaclass=LifecycleMeta):
                 ]
                 raise PayloadError(name, "context", errors, hint="Give each field once.")
             fields = {**given, **fields}
-        known = set(model.model_fields) | {
-            f.alias for f in model.model_fields.values() if f.alias is not None
-        }
+        known = _field_names(model)
         unknown = [
             (key, "unknown context field", fields[key]) for key in fields if key not in known
         ]
@@ -295,7 +359,11 @@ class Lifecycle(StateMachine, Generic[C], metaclass=LifecycleMeta):
     @property
     def history(self) -> tuple[TransitionRecord, ...]:
         """Every transition fired by this instance, oldest first."""
-        return tuple(self._history)
+        history = self._history
+        for index, record in enumerate(history):
+            if type(record) is tuple:
+                history[index] = _as_record(record)
+        return tuple(history)
 
     @property
     def revision(self) -> int:
@@ -309,6 +377,8 @@ class Lifecycle(StateMachine, Generic[C], metaclass=LifecycleMeta):
             ValueError: the clock returned something other than an aware ``datetime``.
         """
         value = self._record_at if self._record_at is not None else self._clock()
+        if type(value) is datetime and value.tzinfo is UTC:
+            return value
         if not isinstance(value, datetime) or value.utcoffset() is None:
             msg = (
                 f"{type(self).__name__}'s clock returned {value!r}; it must return an aware "
@@ -354,8 +424,8 @@ class Lifecycle(StateMachine, Generic[C], metaclass=LifecycleMeta):
         except BaseException:
             if self.current_state_value != state:
                 self.current_state_value = state
-                # Entering a final state stopped psm's engine; the restored state is live.
-                self._engine.running = not self.states_map[state].final
+                # Entering a final state stopped the engine; the restored state is live.
+                self._set_running(not self.states_map[state].final)
             self._context = context
             del self._history[length:]
             self._revision = revision
@@ -364,17 +434,201 @@ class Lifecycle(StateMachine, Generic[C], metaclass=LifecycleMeta):
     def _record_transition(
         self, event: str, source: State, target: State | None, payload: Any
     ) -> None:
-        self._revision += 1
-        record = TransitionRecord.model_construct(
-            seq=self._history[-1].seq + 1 if self._history else 1,
-            event=str(event),
-            source=source.id,
-            target=(target or source).id,
-            payload=payload.model_dump(mode="json") if isinstance(payload, BaseModel) else None,
-            at=self.now(),
-            inferred=self._record_inferred,
+        self._append_record(str(event), source.id, (target or source).id, payload)
+
+    def _append_record(self, event: str, source: str, target: str, payload: Any) -> None:
+        values = self.__dict__
+        values["_revision"] = self._revision + 1
+        history = self._history
+        if history:
+            last = history[-1]
+            seq = (last[0] if type(last) is tuple else last.seq) + 1
+        else:
+            seq = 1
+        # Kept as a tuple until history is read: a TransitionRecord costs more than the rest
+        # of an event.
+        history.append(
+            (
+                seq,
+                event,
+                source,
+                target,
+                dump_payload(payload) if isinstance(payload, BaseModel) else None,
+                self.now(),
+                self._record_inferred,
+            )
         )
-        self._history.append(record)
+
+    # -- the compiled path and python-statemachine's engine ------------------------------
+
+    @property
+    def on_fast_path(self) -> bool:
+        """Whether this instance runs events on the compiled path (``False``: on
+        python-statemachine's engine, for its class or since it was given listeners, a model
+        of its own, or asked for psm's per-instance machinery).
+
+        .. versionadded:: 0.2
+        """
+        return self._compiled is not None
+
+    @classmethod
+    def _fast_path_reason(cls) -> str | None:
+        return _fast.reason_for(cls, _MODEL_PROTOTYPE, _RECORDER)
+
+    def _start_engine(self, name: str) -> None:
+        """Leave the compiled path for good: build psm's per-instance machinery (something
+        asked for ``name``), carrying over the state, the running flag and waiting events."""
+        plan = self.__dict__.pop("_compiled", None)
+        if plan is None:
+            return
+        values = self.__dict__
+        running = values.pop("_fast_running", True)
+        waiting = [
+            (trigger, internal)
+            for key, internal in (("_fast_internal", True), ("_fast_queue", False))
+            for trigger in values.pop(key, None) or ()
+        ]
+        in_step = bool(values.pop("_fast_busy", False))
+        values.pop("_instance_states", None)
+        _psm.start_engine(self, [_RECORDER], running, in_step)
+        for trigger, internal in waiting:
+            _psm.requeue(self, trigger.trigger_data(self), internal)
+
+    def _set_running(self, running: bool) -> None:
+        if self._compiled is not None:
+            self.__dict__["_fast_running"] = running
+        else:
+            _psm.set_engine_running(self, running)
+
+    def _instance_state(self, value: Any) -> Any:
+        """psm's ``InstanceState`` of the state ``value`` (compiled path: built on demand)."""
+        states = self.__dict__.get("_instance_states")
+        if states is None:
+            states = self.__dict__["_instance_states"] = {}
+        view = states.get(value)
+        if view is None:
+            view = states[value] = _psm.instance_state(self.states_map[value], self, states)
+        return view
+
+    def _ist(self) -> Any:
+        return self._instance_state(self.model.state)
+
+    def _send_compiled(self, event: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """``m.<event>(...)`` on the compiled path (psm's ``BoundEvent.__call__``)."""
+        if kwargs:
+            if "send_id" in kwargs:
+                self._start_engine("send_id")
+                return event(*args, **kwargs)
+            if "machine" in kwargs:
+                _psm.build_trigger_error(event, self, args, kwargs)
+            kwargs = _psm.drop_event_data_kwargs(kwargs)
+        plan = self._compiled
+        assert plan is not None
+        name = event.name
+        return _fast.send(self, _fast.Trigger(event, event.id, name, args, kwargs))
+
+    def send(
+        self,
+        event: str,
+        *args: Any,
+        delay: float | None = None,
+        send_id: str | None = None,
+        internal: bool | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Send the event ``event`` with ``args`` and ``kwargs`` (python-statemachine's
+        ``send``; ``delay`` and ``send_id`` move the instance to psm's engine)."""
+        plan = self._compiled
+        if plan is None or send_id is not None or delay:
+            if plan is not None:
+                self._start_engine("send")
+            return super().send(
+                event, *args, delay=delay, send_id=send_id, internal=internal, **kwargs
+            )
+        if event in plan.event_ids and event not in self.__dict__:
+            name: str | None = plan.event_names[event]
+            internal = bool(internal)
+        else:
+            known = getattr(self, event, None)
+            name = known.name if known else event
+            if known and known.delay:
+                self._start_engine("send")
+                return super().send(event, *args, internal=internal, **kwargs)
+            if internal is None:
+                internal = bool(known and known.internal)
+        if kwargs:
+            if "machine" in kwargs:
+                _psm.build_trigger_error(event, self, args, kwargs)
+            kwargs = _psm.drop_event_data_kwargs(kwargs)
+        return _fast.send(self, _fast.Trigger(None, event, name, args, kwargs, internal))
+
+    @property
+    def current_state_value(self) -> Any:
+        """The current state's value as the model holds it (python-statemachine's)."""
+        if self._compiled is not None:
+            return self.model.state
+        return super().current_state_value
+
+    @current_state_value.setter
+    def current_state_value(self, value: Any) -> None:
+        if self._compiled is not None and not isinstance(value, AbstractSet):
+            if value is not None and value not in self.states_map:
+                raise _psm.invalid_state_value(value)
+            self.model.state = value
+            return
+        StateChart.current_state_value.fset(self, value)  # type: ignore[attr-defined]
+
+    @property
+    def configuration(self) -> Any:
+        """The active states (python-statemachine's ``OrderedSet`` of ``InstanceState``)."""
+        if self._compiled is not None:
+            value = self.model.state
+            return _psm.OrderedSet(() if value is None else (self._instance_state(value),))
+        return StateChart.configuration.fget(self)  # type: ignore[attr-defined]
+
+    @configuration.setter
+    def configuration(self, states: Any) -> None:
+        if self._compiled is not None:
+            values = [state.value for state in states]
+            if len(values) <= 1:
+                self.current_state_value = values[0] if values else None
+                return
+        StateChart.configuration.fset(self, states)  # type: ignore[attr-defined]
+
+    @property
+    def configuration_values(self) -> Any:
+        """The active states' values (python-statemachine's)."""
+        if self._compiled is not None:
+            value = self.model.state
+            return _psm.OrderedSet(() if value is None else (value,))
+        return StateChart.configuration_values.fget(self)  # type: ignore[attr-defined]
+
+    @property
+    def is_terminated(self) -> bool:
+        """Whether a final state was entered and the machine stopped (python-statemachine's)."""
+        if self._compiled is not None:
+            return not self._fast_running
+        return bool(StateChart.is_terminated.fget(self))  # type: ignore[attr-defined]
+
+    @property
+    def active_listeners(self) -> list[object]:
+        """The listeners of this instance (python-statemachine's)."""
+        if self._compiled is not None:
+            return [_RECORDER]
+        return list(StateChart.active_listeners.fget(self))  # type: ignore[attr-defined]
+
+    def enabled_events(self, *args: Any, **kwargs: Any) -> Any:
+        """Events with a transition from the current state whose guards pass with the data
+        given (python-statemachine's)."""
+        plan = self._compiled
+        if plan is not None:
+            return _fast.enabled_events(self, plan, args, kwargs)
+        return super().enabled_events(*args, **kwargs)
+
+    def __getstate__(self) -> dict[str, Any]:
+        if self._compiled is not None:
+            self._start_engine("__getstate__")
+        return super().__getstate__()  # type: ignore[no-untyped-call,no-any-return]
 
     def after_commit(self, record: TransitionRecord) -> None:
         """Called by a store once per record it committed, after the commit, in the process
@@ -388,47 +642,32 @@ class Lifecycle(StateMachine, Generic[C], metaclass=LifecycleMeta):
 
     # -- typed events and explanations (engine hooks) ------------------------------------
 
-    def _put_nonblocking(self, trigger_data: TriggerData, internal: bool = False) -> None:
-        event = trigger_data.event
-        if event is not None and event.id in self.noop_when_finished and self.is_finished:
-            return  # nothing queued: the caller's processing loop finds nothing to do.
-        if event is not None and event.id in self._event_ids:
-            trigger_data.kwargs = validate_payload(
-                type(self).__name__,
-                event.id,
-                self._payload_models.get(event.id),
-                trigger_data.args,
-                trigger_data.kwargs,
-            )
-            trigger_data.args = ()
-        if self._pending is None:
-            self._pending = trigger_data
-        try:
-            super()._put_nonblocking(trigger_data, internal=internal)
-        except TransitionNotAllowed:
-            # The engine stopped in a final state and refuses before selecting transitions.
-            self._pending = None
-            raise self._rejection(trigger_data) from None
+    def _admit_event(
+        self, event_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
+        if event_id in self.noop_when_finished and self.is_finished:
+            return None
+        if event_id in self._event_ids:
+            model = self._payload_models.get(event_id)
+            if model is None and not args and not kwargs:
+                return (), {}
+            return (), validate_payload(type(self).__name__, event_id, model, args, kwargs)
+        return args, kwargs
 
-    def _processing_loop(self, caller_future: Any = None) -> Any:
-        pending = self._pending
-        try:
-            return super()._processing_loop(caller_future)
-        except TransitionNotAllowed as err:
-            if isinstance(err, TransitionRejected) or pending is None:
-                raise
-            if err.event is not pending.event:
-                raise
-            raise self._rejection(pending) from None
-        finally:
-            if pending is self._pending:
-                self._pending = None
-
-    def _rejection(self, trigger_data: TriggerData) -> TransitionRejected:
-        event = trigger_data.event
+    def _refusal(self, event: Event | None, kwargs: dict[str, Any]) -> TransitionRejected:
         event_id = event.id if event is not None else ""
-        explanation = build_explanation(self, event_id, trigger_data.kwargs)
+        explanation = build_explanation(self, event_id, kwargs)
         return TransitionRejected(explanation, set(self.configuration), event)
+
+    def _is_refusal(self, error: Exception) -> bool:
+        return isinstance(error, TransitionRejected)
+
+    def _guard_calls(self, transition: Transition) -> list[tuple[str, bool, Callable[..., Any]]]:
+        """The guards of ``transition``: ``(name, expected value, raw callable)``, in order."""
+        plan = self._compiled
+        if plan is not None:
+            return plan.guard_calls(self, transition)
+        return _psm.guard_calls(self, transition)
 
     def call(self, name: str, /, *args: Any, **data: Any) -> Any:
         """Fire the event ``name``, or run the command ``name``, with ``data``.
@@ -506,7 +745,7 @@ class Lifecycle(StateMachine, Generic[C], metaclass=LifecycleMeta):
             schema_version=self.schema_version,
             state=self.state,
             context=context.model_dump(mode="json") if context is not None else None,
-            history=tuple(self._history),
+            history=self.history,
             revision=self._revision,
         )
 
@@ -559,9 +798,90 @@ class Lifecycle(StateMachine, Generic[C], metaclass=LifecycleMeta):
             model=_StateHolder(state.value),
             context=context,
         )
-        instance._history = list(snap.history)
-        instance._revision = snap.revision
+        values = instance.__dict__
+        values["_history"] = list(snap.history)
+        values["_revision"] = snap.revision
         return instance
+
+    @classmethod
+    def from_stored(
+        cls,
+        state: str,
+        context: str | bytes | Mapping[str, Any] | None,
+        *,
+        revision: int,
+        last: TransitionRecord | None = None,
+        schema_version: int | None = None,
+        clock: Clock | None = None,
+    ) -> Self:
+        """Rebuild an instance from a stored row, without a :class:`Snapshot` round trip.
+
+        For stores: ``state`` and ``revision`` as stored, the context as the stored JSON
+        (validated once, with ``model_validate_json``) or a dict, and optionally the last
+        history record. Like :meth:`restore`, no entry action runs and the class's
+        constructor (and a subclass's) runs with the rebuilt context; the instance takes
+        the compiled event path when its class does.
+
+        Args:
+            state: the state id.
+            context: the context as JSON text, a dict, or ``None`` for no context.
+            revision: how many transitions the instance has taken.
+            last: the last history record (``history`` then holds it alone), if any.
+            schema_version: the row's schema version, checked against the class's.
+            clock: the clock of the rebuilt instance.
+
+        Raises:
+            SnapshotError: an unknown state, another schema version, a last record that
+                does not end in ``state`` or passes ``revision``, or a context that does
+                not validate.
+
+        .. versionadded:: 0.2
+        """
+        name = cls.machine_key()
+        if schema_version is not None and schema_version != cls.schema_version:
+            msg = (
+                f"Stored {name!r} has schema_version {schema_version}, but {cls.__name__} is "
+                f"at schema_version {cls.schema_version}; migrate it before loading it."
+            )
+            raise SnapshotError(msg)
+        found = cls._state_by_id.get(state)
+        if found is None:
+            msg = (
+                f"Stored {name!r} is in unknown state {state!r}. "
+                f"States of {cls.__name__}: {', '.join(cls._state_by_id)}."
+            )
+            raise SnapshotError(msg)
+        if last is not None and (last.target != state or last.seq > revision):
+            msg = (
+                f"Stored {name!r} is in state {state!r} at revision {revision}, but its last "
+                f"history record is #{last.seq} ending in {last.target!r}."
+            )
+            raise SnapshotError(msg)
+        instance = cls(
+            clock=clock, model=_StateHolder(found.value), context=cls._stored_context(context)
+        )
+        values = instance.__dict__
+        values["_history"] = [last] if last is not None else []
+        values["_revision"] = revision
+        return instance
+
+    @classmethod
+    def _stored_context(cls, data: str | bytes | Mapping[str, Any] | None) -> BaseModel | None:
+        model = cls.Context
+        name = cls.machine_key()
+        if model is None:
+            if data and data not in ("null", b"null", "{}", b"{}"):
+                msg = f"Stored {name!r} has a context, but {cls.__name__} has none."
+                raise SnapshotError(msg)
+            return None
+        try:
+            if isinstance(data, str | bytes):
+                return model.model_validate_json(data)
+            return model.model_validate(data or {})
+        except ValidationError as exc:
+            details = "; ".join(f"{f}: {m} (got {v!r})" for f, m, v in field_errors(exc))
+            msg = f"Stored {name!r} has an invalid context: {details}."
+            raise SnapshotError(msg) from None
 
     @classmethod
     def _restore_context(cls, snap: Snapshot) -> BaseModel | None:

@@ -22,6 +22,7 @@ from lifecyclekit.errors import DefinitionError, PayloadError, field_errors
 __all__ = [
     "RESERVED_FIELD_NAMES",
     "build_payload_table",
+    "dump_payload",
     "validate_payload",
 ]
 
@@ -111,8 +112,15 @@ def validate_payload(
             )
         return {}
     instance = _payload_instance(machine, event, model, args, kwargs)
-    fields = {name: getattr(instance, name) for name in type(instance).model_fields}
-    return {"payload": instance, **fields}
+    # A model instance keeps exactly its fields' values in __dict__ (extras and private
+    # attributes live elsewhere), in declaration order.
+    return {"payload": instance, **instance.__dict__}
+
+
+def dump_payload(payload: BaseModel) -> dict[str, Any]:
+    """``payload.model_dump(mode="json")``, without ``model_dump``'s argument handling (the
+    history records every payload this way)."""
+    return payload.__pydantic_serializer__.to_python(payload, mode="json")  # type: ignore[no-any-return]
 
 
 def _payload_instance(
