@@ -99,11 +99,11 @@ class AsyncStore(StoreBase):
 
     async def _open(self) -> AsyncStore:
         """Connect, check the schema, create what was asked for; once."""
-        if self._opened:
-            return self
         if self._closed:
             msg = f"The store {self.url} is closed; open a new one with open_async_store()."
             raise StoreError(msg)
+        if self._opened:
+            return self
         async with self._opening:
             if self._opened:
                 return self

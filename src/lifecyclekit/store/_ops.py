@@ -54,7 +54,7 @@ from lifecyclekit.store._model import (
     payload_of,
     shown,
 )
-from lifecyclekit.store._rows import Loaded, migrated_history, restore
+from lifecyclekit.store._rows import Loaded, drivable, migrated_history, restore
 from lifecyclekit.store._schema import Extension
 
 __all__ = ["Fence", "Operation", "Setup", "StoreBase", "Transact", "Work"]
@@ -219,7 +219,7 @@ def create(
 ) -> Operation[Snapshot]:
     cls = store._lifecycle(lifecycle)
     instance_id = check_id(id) if id is not None else uuid.uuid4().hex
-    instance = cls(clock=store.clock, context=context_of(cls, context, fields))
+    instance = drivable(cls(clock=store.clock, context=context_of(cls, context, fields)))
     snap = instance.snapshot()
     yield Setup()
 
@@ -439,7 +439,7 @@ class Work:
     def add(self, id: str, instance: Lifecycle) -> Step[None]:
         self._writable(f"add {id!r}")
         self.store._registered(type(instance))
-        snap = instance.snapshot()
+        snap = drivable(instance).snapshot()
         now = self.store._now()
         yield from core.create(
             check_id(id), instance, snap, now, self.store._backend, self.store.url, self.effects
