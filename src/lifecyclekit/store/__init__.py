@@ -73,6 +73,7 @@ from lifecyclekit.lifecycle import Clock
 from lifecyclekit.registry import Registry
 from lifecyclekit.store import _core as core
 from lifecyclekit.store._backend import Backend, BackendError
+from lifecyclekit.store._checks import check_open
 from lifecyclekit.store._core import SCHEMA_VERSION, RetryPolicy
 from lifecyclekit.store._model import (
     Change,
@@ -180,6 +181,10 @@ def open_store(
     if not isinstance(url, str):
         msg = f"open_store() takes a URL string like {DEFAULT_URL!r}, not {type(url).__name__}."
         raise StoreError(msg)
+    check_open(
+        registry=registry, clock=clock, retry=retry, key_retention=key_retention,
+        extensions=extensions, create=create, pool_size=pool_size, timeout=timeout,
+    )  # fmt: skip
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - validates the port

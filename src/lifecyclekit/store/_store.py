@@ -33,6 +33,7 @@ from lifecyclekit.store import _core as core
 from lifecyclekit.store import _queries as queries
 from lifecyclekit.store import _schema as schema
 from lifecyclekit.store._backend import Backend, BackendError, Kind
+from lifecyclekit.store._checks import check_callback, check_seconds
 from lifecyclekit.store._core import Effects, RetryPolicy, SendRequest
 from lifecyclekit.store._model import (
     Change,
@@ -520,8 +521,12 @@ class Store:
 
     def on_commit(self, callback: OnCommit) -> OnCommit:
         """Call ``callback(change)`` for every record this store object commits, after the
-        commit (whatever the lifecycle). Usable as a decorator; returns ``callback``."""
-        self._callbacks.append(callback)
+        commit (whatever the lifecycle). Usable as a decorator; returns ``callback``.
+
+        Raises:
+            StoreError: ``callback`` is not callable (nothing is registered).
+        """
+        self._callbacks.append(check_callback(callback))
         return callback
 
     def changes(self, after: int = 0, limit: int = 100) -> Page[Change]:
@@ -544,7 +549,12 @@ class Store:
         self, after: int = 0, *, timeout: float | None = None, limit: int = 100
     ) -> Page[Change]:
         """:meth:`changes`, waiting up to ``timeout`` seconds (``None``: for ever) until
-        there is one. PostgreSQL wakes on ``NOTIFY``; SQLite polls. Empty on timeout."""
+        there is one. PostgreSQL wakes on ``NOTIFY``; SQLite polls. Empty on timeout.
+
+        Raises:
+            StoreError: ``timeout`` is not a finite number >= 0 or None.
+        """
+        timeout = check_seconds("watch(timeout=)", timeout, allow_none=True, allow_zero=True)
         found = self.changes(after, limit)
         if found or timeout == 0:
             return found

@@ -187,8 +187,8 @@ class Consumer:
     """
 
     def __init__(self, store: Store, name: str) -> None:
-        if not isinstance(name, str) or not name or len(name) > 200:
-            msg = f"A consumer name is a str of 1-200 characters, not {shown(name)}."
+        if not isinstance(name, str) or not name or len(name) > 200 or "\x00" in name:
+            msg = f"A consumer name is a str of 1-200 characters without NUL, not {shown(name)}."
             raise StoreError(msg)
         self.store = store
         self.name = name
@@ -213,10 +213,24 @@ class Consumer:
         return self.store.watch(after=self.position, timeout=timeout, limit=limit)
 
     def ack(self, position: int | Change) -> None:
-        """Record that everything up to ``position`` is handled (never moves backwards)."""
+        """Record that everything up to ``position`` is handled (never moves backwards).
+
+        Raises:
+            StoreError: ``position`` is not a position, or is beyond what the feed has
+                delivered (acknowledging it would skip changes not yet committed).
+        """
         value = position.position if isinstance(position, Change) else position
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**63:
             msg = f"ack() takes a Change or a position >= 0, not {shown(position)}."
+            raise StoreError(msg)
+        head = self._head(value)
+        if value > head:
+            msg = (
+                f"ack({value}) for consumer {self.name!r} is beyond the change feed's head "
+                f"({head}): nothing above {head} has been delivered, and acknowledging it "
+                f"would skip the changes committed next. Acknowledge a position from 0 to "
+                f"{head}: a change's .position or a page's .next."
+            )
             raise StoreError(msg)
         now = self.store._now()
         self.store._write(
@@ -229,3 +243,20 @@ class Consumer:
                 (self.name, value, now),
             ),
         )
+
+    def _head(self, value: int) -> int:
+        """The highest position the feed can have delivered: its last committed change, and
+        (where commits land out of position order) no higher than the fence."""
+        if value == 0:
+            return 0
+        store = self.store
+        try:
+            fence = store._backend.change_fence(value - 1)
+        except BackendError as exc:
+            raise store._public(exc, f"acknowledge {value} for consumer {self.name!r}") from None
+        rows = store._read(
+            "read the change feed's head",
+            lambda execute: execute("SELECT MAX(position) FROM lk_changes", ()).rows,
+        )
+        last = int(rows[0][0]) if rows and rows[0][0] is not None else 0
+        return last if fence is None else min(last, fence)

@@ -33,6 +33,8 @@ SCHEMA_LOCK = 7_143_901
 """pg_advisory_xact_lock key serialising schema changes."""
 FEED_LOCK = 7_143_902
 """Advisory lock key: writers hold it shared from taking a change position to their end."""
+CLOSED = "the store is closed (open another with open_store(url))"
+"""Why an operation on a closed store fails (the same words as SQLite's)."""
 CHANNEL = "lifecyclekit_changes"
 """The LISTEN/NOTIFY channel woken by every commit that adds changes."""
 
@@ -129,6 +131,7 @@ class PostgresBackend:
         self._pools = pool
         self._lock = threading.Lock()
         self._unhealthy = False
+        self._closed = False
         self._direct().close()  # a wrong host or database fails here, with its reason
         self._pool = self._new_pool()
 
@@ -191,6 +194,8 @@ class PostgresBackend:
         """A pooled connection. After the server was seen unreachable, the next call
         connects directly (failing fast while the server is down); once that succeeds the
         pool, which may be waiting out its reconnection back-off, is replaced."""
+        if self._closed:
+            raise BackendError(Kind.OTHER, CLOSED)
         if self._unhealthy:
             connection = self._direct()
             with self._lock:
@@ -209,6 +214,8 @@ class PostgresBackend:
         pool = self._pool
         try:
             connection = pool.getconn()
+        except self._pools.PoolClosed:
+            raise BackendError(Kind.OTHER, CLOSED) from None
         except self._pools.PoolTimeout as exc:
             self._unhealthy = True
             msg = (
@@ -259,6 +266,17 @@ class PostgresBackend:
             connection.close()  # the pool discards it
 
     # -- SQL that differs --------------------------------------------------------------------
+
+    # jsonb refuses what a TEXT column may hold: "\u0000", NaN/Infinity (Python's json
+    # writes them), text that is not a JSON object. Regexes (which never raise, and contain
+    # no "?" placeholder) tell such rows apart before anything casts them.
+    context_readable = (
+        "(CASE WHEN context IS NULL THEN TRUE ELSE ("
+        r"context ~ '^\s*\{.*\}\s*$'"
+        r" AND context !~ '(^|[^\\])(\\\\)*\\u0000'"
+        r" AND context !~ '[:,[][[:space:]]*-*(NaN|Infinity)[[:space:]]*[],}]') END)"
+    )
+    """True for a row whose context :meth:`context_filter` can read (never raises)."""
 
     def context_filter(self, field: str, value: Any) -> tuple[str, tuple[Any, ...]]:
         import json
@@ -312,6 +330,7 @@ class PostgresBackend:
             connection.close()
 
     def close(self) -> None:
+        self._closed = True
         self._pool.close()
 
 

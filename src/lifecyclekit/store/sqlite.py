@@ -177,7 +177,7 @@ class SQLiteBackend:
         if connection is not None:
             return connection
         if self._closed:
-            msg = "the store is closed"
+            msg = "the store is closed (open another with open_store(url))"
             raise BackendError(Kind.OTHER, msg)
         connection = self._open(create)
         with self._lock:
@@ -232,6 +232,12 @@ class SQLiteBackend:
             cursor.close()
 
     # -- SQL that differs --------------------------------------------------------------------
+
+    context_readable = (
+        "(CASE WHEN context IS NULL THEN 1 WHEN json_valid(context)"
+        " THEN json_type(context) = 'object' ELSE 0 END)"
+    )
+    """True for a row whose context :meth:`context_filter` can read (never raises)."""
 
     def context_filter(self, field: str, value: Any) -> tuple[str, tuple[Any, ...]]:
         path = '$."' + field + '"'
