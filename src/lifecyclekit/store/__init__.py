@@ -229,7 +229,8 @@ def open_store(
 def _sqlite(url: str, netloc: str, path: str, options: dict[str, str]) -> Backend:
     from lifecyclekit.store.sqlite import SYNCHRONOUS, SQLiteBackend
 
-    if netloc or not path.startswith("/") or path == "/":
+    if netloc or not path.startswith("/") or path == "/" or url[7:9] != "//":
+        # sqlite:/x.db (no "//") would read as the relative x.db: refused, not guessed
         raise _refuse(url, "is not a SQLite file URL")
     unknown = set(options) - {"synchronous"}
     if unknown:
@@ -241,6 +242,8 @@ def _sqlite(url: str, netloc: str, path: str, options: dict[str, str]) -> Backen
         given, known = options["synchronous"], ", ".join(SYNCHRONOUS)
         raise _refuse(url, f"has synchronous={given!r} (SQLite accepts {known})")
     file = unquote(path[1:])
+    if file.startswith("//"):  # sqlite://///tmp/x.db: extra slashes, as a shell reads them
+        file = "/" + file.lstrip("/")
     if file != ":memory:" and (not file or file.endswith("/") or "\x00" in file):
         raise _refuse(url, "names no file")
     if file != ":memory:" and os.path.isdir(file):

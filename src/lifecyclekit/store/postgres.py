@@ -17,12 +17,14 @@ fence), and reads only up to it. A reader never skips a position that commits la
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
+from urllib.parse import quote
 
 from lifecyclekit.errors import optional_import
 from lifecyclekit.store._backend import BackendError, Kind, Rows
@@ -161,8 +163,13 @@ class PostgresBackend:
     # -- errors ------------------------------------------------------------------------------
 
     def _scrub(self, text: str) -> str:
+        """``text`` with the password hidden where a driver may echo it: in a URL's
+        password position and in ``password=`` (never elsewhere: a database or user named
+        like the password stays readable)."""
         for secret in self._secrets:
-            text = text.replace(secret, "***")
+            for form in {secret, quote(secret, safe="")}:
+                text = text.replace(f":{form}@", ":***@")
+                text = re.sub(rf"(password\s*=\s*'?){re.escape(form)}", r"\g<1>***", text)
         return text.strip()
 
     def classify(self, exc: BaseException, *, connecting: bool = False) -> BackendError:

@@ -153,6 +153,15 @@ class SQLiteBackend:
             msg = f"no file {self.path!r}"
             raise BackendError(Kind.NO_STORE, msg)
         folder = os.path.dirname(path)
+        if not exists and not os.path.isdir(folder):
+            msg = f"the directory {folder!r} does not exist: create it, or choose another path"
+            raise BackendError(Kind.OTHER, msg)
+        if not exists and not os.access(folder, os.W_OK | os.X_OK):
+            msg = (
+                f"the directory {folder!r} is not writable, so the store file cannot be "
+                "created there: choose a directory you can write, or change its permissions"
+            )
+            raise BackendError(Kind.OTHER, msg)
         if exists and not os.access(path, os.W_OK):
             mode = "mode=ro" if os.access(folder, os.W_OK) else "mode=ro&immutable=1"
         elif exists and not os.access(folder, os.W_OK):
