@@ -11,6 +11,7 @@ statements, so neither copies the logic.
 from __future__ import annotations
 
 import inspect
+import math
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -79,12 +80,23 @@ class RetryPolicy:
     cap: float = 0.1
 
     def __post_init__(self) -> None:
-        if not isinstance(self.attempts, int) or self.attempts < 1:
-            msg = f"RetryPolicy.attempts must be a positive int, got {self.attempts!r}."
-            raise ValueError(msg)
-        if self.base < 0 or self.cap < 0:
-            msg = f"RetryPolicy delays must be >= 0, got base={self.base!r}, cap={self.cap!r}."
-            raise ValueError(msg)
+        attempts = self.attempts
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+            msg = f"RetryPolicy(attempts=...) takes an int >= 1 (1: no retry), got {attempts!r}."
+            raise StoreError(msg)
+        for name in ("base", "cap"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+                or value < 0
+            ):
+                msg = (
+                    f"RetryPolicy({name}=...) takes a finite number of seconds >= 0, got "
+                    f"{value!r} (defaults: base=0.001, cap=0.1)."
+                )
+                raise StoreError(msg)
 
     def delay(self, attempt: int) -> float:
         """Seconds to pause after failed try number ``attempt`` (from 1)."""
