@@ -1,6 +1,6 @@
 """Closing a store while other threads or tasks still use it: each of them gets the
-store-is-closed :class:`StoreError`, never a crash or a foreign exception, and nothing that
-was acknowledged is lost."""
+store-is-closed :class:`StoreError`, never a crash or a foreign exception; and argument
+checks the two stores must share."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ import sys
 import textwrap
 
 import pytest
+
+from lifecyclekit.errors import StoreError
+from lifecyclekit.store import Store
 
 SYNC_CLOSE = textwrap.dedent(
     """
@@ -61,3 +64,11 @@ def test_sync_close_while_threads_use_the_store(store_url: str, round: int) -> N
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == str(["closed"] * 4), done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("after", [None, "3", -1, 1.5, True])
+def test_watch_refuses_an_after_that_is_not_a_position(store: Store, after: object) -> None:
+    """Issue: the async store's watch(after=None) raised TypeError ('NoneType' object is not
+    callable); both stores now give the same StoreError."""
+    with pytest.raises(StoreError, match=r"after must be an int from 0 to 2\*\*63 - 1, got"):
+        store.watch(after, timeout=0)  # type: ignore[arg-type]
