@@ -73,6 +73,29 @@ class Loaded:
     revision: int
     version: int
     history: list[TransitionRecord]
+    chart: dict[str, Any] | None = None
+    """A statechart's ``configuration`` and ``history_states`` (lk_configurations)."""
+
+
+CONFIGURATIONS_DDL = (
+    "CREATE TABLE IF NOT EXISTS lk_configurations"
+    " (instance_id TEXT PRIMARY KEY, configuration TEXT NOT NULL)"
+)
+"""Statecharts' configurations, one row per stored statechart instance (flat lifecycles
+have none). Created when a store opens, old stores included; older code ignores it."""
+
+
+def save_configuration(instance_id: str, snap: Snapshot) -> Step[None]:
+    """Write a statechart's configuration and history memory beside its row (nothing for a
+    flat lifecycle)."""
+    if snap.configuration is None:
+        return
+    chart = {"configuration": list(snap.configuration), "history_states": snap.history_states}
+    yield Statement(
+        "INSERT INTO lk_configurations (instance_id, configuration) VALUES (?, ?)"
+        " ON CONFLICT (instance_id) DO UPDATE SET configuration = excluded.configuration",
+        (instance_id, dumps(chart)),
+    )
 
 
 def corrupt(instance_id: str, problem: object) -> SnapshotError:
@@ -81,9 +104,15 @@ def corrupt(instance_id: str, problem: object) -> SnapshotError:
 
 
 def parse_loaded(instance_id: str, row: Sequence[Any], history: list[TransitionRecord]) -> Loaded:
-    """:class:`Loaded` from ``machine, schema_version, state, context, revision, version``."""
+    """:class:`Loaded` from ``machine, schema_version, state, context, revision, version``
+    (first) and a statechart's configuration JSON (last)."""
     machine, schema_version, state, context, revision, version = row[:6]
+    chart_json = row[-1]  # both load statements end with lk_configurations.configuration
     try:
+        chart = json.loads(chart_json) if chart_json is not None else None
+        if chart is not None and not isinstance(chart, dict):
+            msg = f"configuration is not a JSON object: {shown(chart_json)}"
+            raise ValueError(msg)
         data = json.loads(context) if context is not None else None
         if data is not None and not isinstance(data, dict):
             msg = f"context is not a JSON object: {shown(context)}"
@@ -97,7 +126,9 @@ def parse_loaded(instance_id: str, row: Sequence[Any], history: list[TransitionR
             raise ValueError(msg)
     except ValueError as exc:
         raise corrupt(instance_id, exc) from None
-    return Loaded(instance_id, machine, schema_version, state, data, revision, version, history)
+    return Loaded(
+        instance_id, machine, schema_version, state, data, revision, version, history, chart
+    )
 
 
 def lifecycle_class(registry: Registry, loaded: Loaded) -> type[Lifecycle]:
@@ -122,6 +153,7 @@ def snapshot_of(registry: Registry, loaded: Loaded) -> tuple[type[Lifecycle], Sn
         "context": loaded.context,
         "history": [r.model_dump(mode="json") for r in loaded.history],
         "revision": loaded.revision,
+        **(loaded.chart or {}),
     }
     what = f"Stored instance {loaded.id!r}"
     if loaded.schema_version != cls.schema_version:

@@ -15,6 +15,7 @@ from typing import Any
 from lifecyclekit.errors import StoreError
 from lifecyclekit.store._core import SCHEMA_VERSION
 from lifecyclekit.store._model import Statement, Step, shown
+from lifecyclekit.store._rows import CONFIGURATIONS_DDL
 
 __all__ = ["Extension", "check_scope", "check_version", "create_extension", "create_store"]
 
@@ -122,6 +123,7 @@ def create_store(ddl: Sequence[str], url: str) -> Step[None]:
     yield Statement(ddl[0])
     rows = yield Statement(META_SQL)
     check_version(rows.rows, url)
+    yield Statement(CONFIGURATIONS_DDL)
     if rows.rows:
         return
     for statement in ddl[1:]:

@@ -49,7 +49,7 @@ from lifecyclekit.store._model import (
     payload_of,
     shown,
 )
-from lifecyclekit.store._rows import Loaded, migrated_history, restore
+from lifecyclekit.store._rows import CONFIGURATIONS_DDL, Loaded, migrated_history, restore
 from lifecyclekit.store._schema import Extension
 from lifecyclekit.store._uow import Consumer, ExtensionSQL, UnitOfWork
 
@@ -185,6 +185,12 @@ class Store:
                 return False
             raise self._public(exc, "open the store") from None
         schema.check_version(rows, self.url)
+        if rows:  # a store from before statecharts gains their table (created if absent)
+            try:
+                with self._transaction(write=True, schema=True) as execute:
+                    execute(CONFIGURATIONS_DDL, ())
+            except BackendError as exc:
+                raise self._public(exc, "open the store") from None
         return bool(rows)
 
     def _ensure(self) -> None:
