@@ -15,7 +15,7 @@ import lifecyclekit._fast as _fast
 from lifecyclekit._psm import StateMachineMetaclass
 from lifecyclekit.errors import DefinitionError
 from lifecyclekit.payloads import build_payload_table
-from lifecyclekit.transitions import Provenance, edges
+from lifecyclekit.transitions import Provenance, all_states, edges
 
 if TYPE_CHECKING:
     from lifecyclekit.lifecycle import Lifecycle
@@ -54,7 +54,7 @@ class LifecycleMeta(StateMachineMetaclass):
         lifecycle._payload_models = (
             build_payload_table(name, declared, set(lifecycle._event_ids)) if states else {}
         )
-        every = list(lifecycle.states_map.values()) if states else []
+        every = list(all_states(lifecycle)) if states else []
         lifecycle._state_by_id = {state.id: state for state in every}
         lifecycle._id_by_value = {state.value: state.id for state in every}
         lifecycle._history_ids = frozenset(
