@@ -56,6 +56,11 @@ def test_dot_and_svg_draw_clusters_with_the_active_states_filled() -> None:
     for cluster in ("fulfilment", "tracking", "carrier", "billing"):
         assert f"subgraph cluster_{cluster} " in dot
     assert "pack<br/>[has_items]" in dot
+    nodes = {line.split(" [", 1)[0]: line for line in dot.splitlines() if " [label=" in line}
+    for state in ("in_transit", "invoiced"):
+        assert "fillcolor=turquoise" in nodes[state]
+    for state in ("handed_over", "paid", "picking", "created"):
+        assert "fillcolor=white" in nodes[state]
     svg = str(render(_ordered(), "svg"))
     assert "<svg" in svg
     assert "in_transit" in svg

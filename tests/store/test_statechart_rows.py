@@ -1,5 +1,6 @@
 """A stored statechart keeps its whole configuration and history memory, on SQLite and
-PostgreSQL; rows written before statecharts existed still load."""
+PostgreSQL, through the synchronous and the asynchronous store; rows written before
+statecharts existed still load."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from lifecyclekit.store import Store, open_store
 from tests.chart_machines import REGISTRY, Order
 from tests.helpers import BACKENDS, backend_url, raw_sql
+from tests.store.conftest import Opener
 from tests.store_machines import REGISTRY as FLAT_REGISTRY
 
 
@@ -20,8 +22,8 @@ def chart_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def charts(chart_url: str) -> Iterator[Store]:
-    with open_store(chart_url, registry=REGISTRY, create=True) as opened:
+def charts(chart_url: str, opener: Opener) -> Iterator[Store]:
+    with opener(chart_url, registry=REGISTRY, create=True) as opened:
         yield opened
 
 
@@ -60,8 +62,13 @@ def test_restore_from_the_store_runs_no_entry_action(charts: Store) -> None:
     assert charts.get("o3") == charts.load("o3").snapshot()
 
 
-def test_unit_of_work_adds_and_saves_a_statechart(charts: Store) -> None:
+def test_unit_of_work_adds_and_saves_a_statechart(chart_url: str) -> None:
     """A unit of work writes the configuration of an instance it adds and saves."""
+    with open_store(chart_url, registry=REGISTRY, create=True) as charts:
+        _add_and_save(charts)
+
+
+def _add_and_save(charts: Store) -> None:
 
     def work(uow) -> None:  # type: ignore[no-untyped-def]
         order = Order()
@@ -88,14 +95,16 @@ def test_delete_removes_the_configuration(charts: Store, chart_url: str) -> None
     assert raw_sql(chart_url, "SELECT COUNT(*) FROM lk_configurations")[0][0] == 0
 
 
-def test_a_store_from_before_statecharts_opens_and_its_rows_load(chart_url: str) -> None:
-    """A store whose tables predate lk_configurations (as today's stores) opens, its flat
-    rows load and send, and it then keeps statecharts too."""
+def test_a_store_from_before_statecharts_opens_and_its_rows_load(
+    chart_url: str, opener: Opener
+) -> None:
+    """A store whose tables predate lk_configurations (as stores before statecharts) opens,
+    its flat rows load and send, and no configuration row is written for them."""
     with open_store(chart_url, registry=FLAT_REGISTRY, create=True) as store:
         store.create("toggle", id="t1")
         store.send("t1", "flip", text="x")
     raw_sql(chart_url, "DROP TABLE lk_configurations")
-    with open_store(chart_url, registry=FLAT_REGISTRY) as store:
+    with opener(chart_url, registry=FLAT_REGISTRY) as store:
         assert store.load("t1").state == "on"
         assert store.send("t1", "flip", text="y").state == "off"
         assert store.get("t1").configuration is None
