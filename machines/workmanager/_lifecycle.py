@@ -23,6 +23,7 @@ from lifecyclekit import (
     TransitionRejected,
 )
 
+from ._values import _INT_MAX
 from .continuation import owned_by_graph
 from .model import (
     LATEST_INSTANT,
@@ -201,8 +202,9 @@ class WorkBehaviour:
     # -- effects -----------------------------------------------------------------------------
 
     def _began(self) -> None:
-        """W1/P1: ``runAttemptCount += 1``, ``stopReason = NOT_STOPPED``."""
-        self.context.run_attempt_count += 1
+        """W1/P1: ``runAttemptCount += 1`` (kept at ``Int.MAX_VALUE`` once there),
+        ``stopReason = NOT_STOPPED``."""
+        self.context.run_attempt_count = min(self.context.run_attempt_count + 1, _INT_MAX)
         self.context.stop_reason = StopReason.NOT_STOPPED
 
     def _retried(self) -> None:

@@ -63,6 +63,8 @@ MAX_DATA_BYTES = 10 * 1024
 
 _LONG = 2**63
 _INT_MAX = 2**31 - 1
+_MAX_EXPONENT = 62
+"""Backoff's exponent cap: ``2**62`` ms is far past the 5-hour cap for any delay >= 1 ms."""
 LATEST_INSTANT = datetime.max.replace(tzinfo=UTC)
 """The last instant a ``datetime`` holds; WorkManager's bound, ``Long.MAX_VALUE`` milliseconds
 (year 292 278 994), lies far beyond it, so this is the bound that refuses an overflow (V6)."""
@@ -393,13 +395,15 @@ def backoff_delay_for(
     """The delay after the ``run_attempt_count``-th attempt (§3.3 branch 2), capped at 5 hours.
 
     Exponential uses exact integers (``delay * 2**(n-1)``) where WorkManager uses a float
-    ``scalb``; they differ by at most 1 ms, only for delays above 2**24 ms (spec Q7).
+    ``scalb``; they differ by at most 1 ms, only for delays above 2**24 ms (spec Q7). The
+    exponent is capped at 62: any delay of at least 1 ms is past the 5-hour cap long before,
+    and an attempt count near ``Int.MAX_VALUE`` must not build a billion-digit integer.
     """
     millis = delay // timedelta(milliseconds=1)
     if policy is BackoffPolicy.LINEAR:
         total = millis * run_attempt_count
     else:
-        total = millis * 2 ** (run_attempt_count - 1)
+        total = millis * 2 ** min(run_attempt_count - 1, _MAX_EXPONENT)
     return timedelta(milliseconds=min(total, MAX_BACKOFF_DELAY // timedelta(milliseconds=1)))
 
 

@@ -46,6 +46,7 @@ from ._rules import (
     override_instant,
 )
 from ._values import (
+    _INT_MAX,
     DEFAULT_BACKOFF_DELAY,
     LATEST_INSTANT,
     MAX_BACKOFF_DELAY,
@@ -394,7 +395,9 @@ class PeriodicWorkRequest(_RequestFields):
 
 
 class _Runtime(BaseModel):
-    run_attempt_count: int = Field(default=0, ge=0)
+    run_attempt_count: int = Field(default=0, ge=0, le=_INT_MAX)
+    """Kotlin's ``Int`` in WorkManager, so at most ``Int.MAX_VALUE`` (2**31 - 1); a start at
+    the bound keeps it there (decision: WorkManager's would wrap to a negative count)."""
     generation: int = Field(default=0, ge=0)
     last_enqueue_time: AwareDatetime | None = None
     """When the work was last enqueued; ``None`` until then (a BLOCKED work)."""

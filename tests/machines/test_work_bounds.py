@@ -1,0 +1,81 @@
+"""Bounds on what a work's data may hold: values WorkManager's types cannot hold are refused
+with a PayloadError naming the field, so no later step runs out of memory or overflows."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from datetime import timedelta
+
+import pytest
+
+from lifecyclekit import PayloadError, registry
+from lifecyclekit.machines import BackoffPolicy, OneTimeWork, WorkResult
+from lifecyclekit.machines.workmanager.model import MAX_BACKOFF_DELAY, backoff_delay_for
+from tests.machines.conftest import ManualClock
+
+INT_MAX = 2**31 - 1
+
+
+@pytest.mark.parametrize(
+    "count", [pytest.param(INT_MAX + 1, id="int-max-plus-1"), pytest.param(10**29, id="1e29")]
+)
+def test_run_attempt_count_beyond_int_max_is_refused(count: int) -> None:
+    """WorkManager's runAttemptCount is an Int: past Int.MAX_VALUE it is refused, naming the
+    field, the value and the bound."""
+    with pytest.raises(PayloadError, match=rf"run_attempt_count: .*{INT_MAX} \(got {count}\)"):
+        registry.create("one-time-work", worker="W", run_attempt_count=count)
+
+
+def test_a_start_at_int_max_keeps_the_count_and_backs_off_five_hours(
+    clock: ManualClock,
+) -> None:
+    """At Int.MAX_VALUE a start keeps the count there (it never wraps or overflows the field),
+    and the next run is the 5-hour cap after the retry."""
+    work = OneTimeWork(worker="W", clock=clock, run_attempt_count=INT_MAX - 1)
+    clock.advance(hours=5)
+    work.start()
+    assert work.context.run_attempt_count == INT_MAX
+    work.finish(WorkResult.retry())
+    clock.advance(hours=5)
+    work.start()
+    assert work.context.run_attempt_count == INT_MAX
+    work.finish(WorkResult.retry())
+    assert work.info().next_schedule_time == clock.now + MAX_BACKOFF_DELAY
+
+
+@pytest.mark.parametrize("count", [11, 63, 64, 600, 1000])
+def test_exponential_backoff_of_a_huge_attempt_count_is_the_cap(count: int) -> None:
+    """Any attempt count from the 11th on backs off the 5-hour cap (§3.3). Counts that would
+    need gigabytes unbounded are tested in a memory-limited process below."""
+    delay = backoff_delay_for(BackoffPolicy.EXPONENTIAL, timedelta(seconds=30), count)
+    assert delay == MAX_BACKOFF_DELAY
+    linear = backoff_delay_for(BackoffPolicy.LINEAR, timedelta(seconds=30), count)
+    assert linear == min(count * timedelta(seconds=30), MAX_BACKOFF_DELAY)
+
+
+def test_huge_attempt_counts_need_no_memory() -> None:
+    """The backoff of an attempt count at Int.MAX_VALUE (and of 2**40 given to the public
+    function) is computed within 1 GB of address space: the exponent is capped, no
+    billion-digit integer is built (it took 23 GB before)."""
+    script = textwrap.dedent(
+        """
+        import resource
+        from datetime import timedelta
+        from lifecyclekit.machines import BackoffPolicy, OneTimeWork, WorkResult
+        from lifecyclekit.machines.workmanager.model import backoff_delay_for
+        resource.setrlimit(resource.RLIMIT_AS, (2**30, 2**30))
+        print(backoff_delay_for(BackoffPolicy.EXPONENTIAL, timedelta(seconds=30), 2**40))
+        work = OneTimeWork(worker="W", run_attempt_count=2**31 - 2)
+        work.context.last_enqueue_time -= timedelta(hours=5)
+        work.start()
+        work.finish(WorkResult.retry())
+        print(work.info().next_schedule_time - work.context.last_enqueue_time)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["5:00:00", "5:00:00"]
