@@ -245,7 +245,23 @@ class _RequestFields(_Model):
         when the work is enqueued.
         """
         why = overflow("initial delay", micros(self.initial_delay), now)
-        return [] if why is None else [("initial_delay", why, self.initial_delay)]
+        problems = [] if why is None else [("initial_delay", why, self.initial_delay)]
+        return problems + self._retention_overflow(now)
+
+    def _retention_overflow(self, now: datetime) -> list[tuple[str, str, Any]]:
+        """V6's rule for ``keep_results_for_at_least`` (decision, §10.7): counted from
+        ``now``, the end of the retention must be a date, or ``prune_work(expired_only=True)``
+        could not compare it (WorkManager has no message for it; this library words one)."""
+        keep = self.keep_results_for_at_least
+        room = LATEST_INSTANT - now
+        if keep < room:
+            return []
+        message = (
+            f"is too large: counted from {now.isoformat()} the work would be kept past "
+            f"{LATEST_INSTANT.date()} (the last date a datetime holds); keep it under {room}, "
+            "or leave it at 0 for WorkManager's default"
+        )
+        return [("keep_results_for_at_least", message, keep)]
 
     def _type_problems(self) -> list[tuple[str, str, Any]]:
         """The rules only one kind of request has (periodic: V3)."""
@@ -346,12 +362,13 @@ class PeriodicWorkRequest(_RequestFields):
         interval = micros(self.repeat_interval)
         why = overflow("repeat interval", interval, now)
         if why is not None:
-            return [("repeat_interval", why, self.repeat_interval)]
+            return [("repeat_interval", why, self.repeat_interval), *self._retention_overflow(now)]
         flex = self.flex_interval if self.flex_interval is not None else self.repeat_interval
         flex = min(max(flex, MIN_PERIODIC_FLEX), self.repeat_interval)
         first = micros(self.initial_delay) + interval - micros(flex)
         why = overflow("initial delay", first, now)
-        return [] if why is None else [("initial_delay", why, self.initial_delay)]
+        problems = [] if why is None else [("initial_delay", why, self.initial_delay)]
+        return problems + self._retention_overflow(now)
 
     def _type_problems(self) -> list[tuple[str, str, Any]]:
         if not self.expedited:

@@ -6,13 +6,25 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from lifecyclekit import PayloadError, registry
-from lifecyclekit.machines import BackoffPolicy, OneTimeWork, WorkResult
-from lifecyclekit.machines.workmanager.model import MAX_BACKOFF_DELAY, backoff_delay_for
+from lifecyclekit.machines import (
+    BackoffPolicy,
+    OneTimeWork,
+    PeriodicWorkRequest,
+    WorkGraph,
+    WorkRequest,
+    WorkResult,
+)
+from lifecyclekit.machines.workmanager.model import (
+    LATEST_INSTANT,
+    MAX_BACKOFF_DELAY,
+    backoff_delay_for,
+)
 from tests.machines.conftest import ManualClock
 
 INT_MAX = 2**31 - 1
@@ -79,3 +91,57 @@ def test_huge_attempt_counts_need_no_memory() -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["5:00:00", "5:00:00"]
+
+
+HUGE_KEEP = timedelta(days=999_999_999)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        pytest.param(lambda keep: WorkRequest(keep_results_for_at_least=keep), id="one-time"),
+        pytest.param(
+            lambda keep: PeriodicWorkRequest(keep_results_for_at_least=keep), id="periodic"
+        ),
+        pytest.param(
+            lambda keep: registry.create(
+                "one-time-work", worker="W", keep_results_for_at_least=keep
+            ),
+            id="one-time-work-lifecycle",
+        ),
+        pytest.param(
+            lambda keep: registry.create(
+                "periodic-work", worker="W", keep_results_for_at_least=keep
+            ),
+            id="periodic-work-lifecycle",
+        ),
+    ],
+)
+@pytest.mark.parametrize(
+    "keep", [pytest.param(HUGE_KEEP, id="999999999-days"), pytest.param(None, id="at-the-bound")]
+)
+def test_a_retention_past_the_last_date_is_refused_when_built(
+    build: Any, keep: timedelta | None
+) -> None:
+    """V6's rule for keep_results_for_at_least: a retention that, counted from now, ends past
+    the last date a datetime holds is refused naming the field and the bound (it made
+    prune_work(expired_only=True) raise OverflowError)."""
+    if keep is None:
+        keep = LATEST_INSTANT - datetime.now(UTC)
+    with pytest.raises(PayloadError, match=r"keep_results_for_at_least: is too large: .* keep it"):
+        build(keep)
+
+
+def test_a_retention_under_the_bound_prunes_without_overflow(
+    graph: WorkGraph, clock: ManualClock
+) -> None:
+    """A retention just under the bound is accepted, and prune_work(expired_only=True) keeps
+    the work (it is not expired) while prune_work() removes it; on every back-end."""
+    keep = LATEST_INSTANT - datetime.now(UTC) - timedelta(days=1)
+    request = WorkRequest(worker="K", keep_results_for_at_least=keep)
+    graph.enqueue(request)
+    graph.start(request.id)
+    graph.finish(request.id, WorkResult.success())
+    clock.advance(days=400)
+    assert graph.prune_work(expired_only=True) == []
+    assert graph.prune_work() == [request.id]
