@@ -7,6 +7,7 @@ them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
@@ -158,6 +159,26 @@ class WorkBehaviour:
         reason = owned_by_graph(owner, self.context.id, name)
         message = f"Can't {name} {type(self).__name__} in {self.state_value}: {reason}"
         raise TransitionRejected(explanation, set(self.configuration), message=message)
+
+    @classmethod
+    def _build_context(cls, given: Any, fields: dict[str, Any]) -> Any:
+        """The context from a caller's data; ``graph`` is refused there: only a
+        :class:`~lifecyclekit.machines.WorkGraph` sets it (on the works it inserts), so a
+        work created with it would belong to no graph and be refused by everything.
+
+        Raises:
+            PayloadError: ``graph`` is given (as a keyword or in a mapping).
+        """
+        data = given if isinstance(given, Mapping) else {}
+        owner = fields.get("graph", data.get("graph"))
+        if owner is not None:
+            message = (
+                "is set only by the WorkGraph that owns the work; enqueue the request with "
+                "WorkGraph(store=open_store(url), name=...).enqueue(WorkRequest(...)) to "
+                "create a graph's work, or drop graph for a standalone one"
+            )
+            raise PayloadError(cls.__name__, "context", [("graph", message, owner)])
+        return super()._build_context(given, fields)  # type: ignore[misc]
 
     # -- guards ------------------------------------------------------------------------------
 

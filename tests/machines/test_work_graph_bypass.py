@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from lifecyclekit import TransitionRejected
+from lifecyclekit import PayloadError, TransitionRejected, registry
 from lifecyclekit.cli import main
 from lifecyclekit.machines import WorkGraph, WorkRequest, WorkResult
 from lifecyclekit.store import Store, open_store
@@ -97,3 +97,37 @@ def test_a_work_of_no_graph_is_driven_by_the_store(stored: tuple[Store, WorkGrap
     store, _, _ = stored
     store.create("one-time-work", id="alone", worker="Upload")
     assert store.send("alone", "start").state == "running"
+
+
+@pytest.mark.parametrize("lifecycle", ["one-time-work", "periodic-work", "chained-work"])
+@pytest.mark.parametrize("how", ["keyword", "mapping"])
+def test_a_user_cannot_set_the_graph_field(
+    stored: tuple[Store, WorkGraph, str], lifecycle: str, how: str
+) -> None:
+    """`graph` is the owning WorkGraph's to set: given by a caller it is refused at creation,
+    naming the field and how to create a graph's work; nothing is stored."""
+    store, _, _ = stored
+    data: dict[str, Any] = {"worker": "F", "graph": "squat"}
+    given = data if how == "keyword" else {"context": data}
+    with pytest.raises(PayloadError, match=r"graph: is set only by the WorkGraph .*'squat'"):
+        store.create(lifecycle, id="w", **given)
+    with pytest.raises(PayloadError, match=r"graph: is set only by the WorkGraph"):
+        registry.create(lifecycle, **data)
+    assert store.find() == []
+
+
+def test_the_command_refuses_a_graph_field_too(stored: tuple[Store, WorkGraph, str]) -> None:
+    """`lifecyclekit new one-time-work --set graph=x` exits 1 with the reason; the graph
+    itself still marks the works it inserts as its own."""
+    store, graph, url = stored
+    result = CliRunner().invoke(
+        main,
+        ["new", "one-time-work", "--id", "w", "--set", "worker=F", "--set", "graph=x",
+         "--store", url],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "graph: is set only by the WorkGraph" in result.stderr
+    assert store.find() == []
+    request = WorkRequest(worker="A")
+    graph.enqueue(request)
+    assert store.get(str(request.id)).context["graph"] == "uploads"
