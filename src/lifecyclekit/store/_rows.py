@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from lifecyclekit.errors import SnapshotError, UnknownLifecycle
+from lifecyclekit.errors import SnapshotError, StoreError, UnknownLifecycle
 from lifecyclekit.lifecycle import Clock, Lifecycle
 from lifecyclekit.registry import Registry
 from lifecyclekit.snapshot import Snapshot, TransitionRecord, migrate
@@ -132,6 +132,31 @@ def snapshot_of(registry: Registry, loaded: Loaded) -> tuple[type[Lifecycle], Sn
         raise corrupt(loaded.id, exc) from None
 
 
+def drivable(instance: Lifecycle) -> Lifecycle:
+    """``instance``, if the store can drive it: the one check every instance the store builds
+    or is given passes (create, add, and every row it restores).
+
+    A lifecycle with ``async def`` guards or callbacks (an *async lifecycle*) runs on
+    python-statemachine's asynchronous engine, whose initial state is entered only when
+    awaited; the store refuses it until async lifecycles are supported here. (An ``async
+    def`` declared command on an ordinary lifecycle is fine: the asynchronous store awaits
+    it.)
+
+    Raises:
+        StoreError: an async lifecycle, named, with what to do instead.
+    """
+    callbacks = getattr(instance, "_callbacks", None)
+    if getattr(callbacks, "has_async_callbacks", False):
+        name = type(instance).__qualname__
+        msg = (
+            f"{name} has async def guards or callbacks, which the store cannot run yet; "
+            f"make them plain def methods to store {name} (an async def command is fine: "
+            "open_async_store() awaits it)."
+        )
+        raise StoreError(msg)
+    return instance
+
+
 def restore(registry: Registry, loaded: Loaded, clock: Clock | None) -> Lifecycle:
     """The live instance, always of the exact class that created it.
 
@@ -140,9 +165,10 @@ def restore(registry: Registry, loaded: Loaded, clock: Clock | None) -> Lifecycl
     """
     cls, snap = snapshot_of(registry, loaded)
     try:
-        return cls.restore(snap, clock=clock)
+        instance = cls.restore(snap, clock=clock)
     except SnapshotError as exc:
         raise corrupt(loaded.id, exc) from None
+    return drivable(instance)
 
 
 def migrated_history(
