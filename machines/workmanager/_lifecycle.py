@@ -160,6 +160,26 @@ class WorkBehaviour:
         message = f"Can't {name} {type(self).__name__} in {self.state_value}: {reason}"
         raise TransitionRejected(explanation, set(self.configuration), message=message)
 
+    def check_delete(self) -> None:
+        """``store.delete`` of a work that belongs to a WorkGraph is refused: the graph's
+        rows would point at nothing (its queries would fail, its dependents stay BLOCKED).
+
+        Raises:
+            TransitionRejected: naming the graph and its ``cancel`` and
+                ``prune_work``.
+        """
+        owner = self.context.graph
+        if owner is None:
+            return
+        work_id = self.context.id
+        reason = (
+            f"work {work_id} belongs to WorkGraph {owner!r}, whose rows point at it; call "
+            f"WorkGraph(store=open_store(url), name={owner!r}).cancel(UUID("
+            f"'{work_id}')) to stop it, then .prune_work() to delete finished works"
+        )
+        error = self.rejection("delete", reason)  # type: ignore[attr-defined]
+        raise error
+
     @classmethod
     def _build_context(cls, given: Any, fields: dict[str, Any]) -> Any:
         """The context from a caller's data; ``graph`` is refused there: only a

@@ -640,6 +640,14 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
         .. versionadded:: 0.2
         """
 
+    def check_delete(self) -> None:
+        """Called by a store's ``delete`` with the stored instance, inside the deleting
+        transaction, before the row is removed: raise (``self.rejection("delete", why)``) to
+        refuse, and nothing is deleted. Allows every delete here; override it.
+
+        .. versionadded:: 0.2
+        """
+
     # -- typed events and explanations (engine hooks) ------------------------------------
 
     def _admit_event(

@@ -16,8 +16,10 @@ from click.testing import CliRunner
 
 from lifecyclekit import PayloadError, TransitionRejected, registry
 from lifecyclekit.cli import main
-from lifecyclekit.machines import WorkGraph, WorkRequest, WorkResult
+from lifecyclekit.machines import WorkGraph, WorkQuery, WorkRequest, WorkResult
 from lifecyclekit.store import Store, open_store
+from tests.helpers import BACKENDS, backend_url
+from tests.machines.conftest import ManualClock
 
 
 @pytest.fixture
@@ -131,3 +133,50 @@ def test_the_command_refuses_a_graph_field_too(stored: tuple[Store, WorkGraph, s
     request = WorkRequest(worker="A")
     graph.enqueue(request)
     assert store.get(str(request.id)).context["graph"] == "uploads"
+
+
+@pytest.fixture(params=BACKENDS)
+def on_backend(
+    request: pytest.FixtureRequest, tmp_path: Path, clock: ManualClock
+) -> Iterator[tuple[Store, WorkGraph]]:
+    with open_store(backend_url(request.param, tmp_path, "graph.db")) as store:
+        yield store, WorkGraph(store=store, name="uploads", clock=clock)
+
+
+def test_store_delete_of_a_graph_work_is_refused(on_backend: tuple[Store, WorkGraph]) -> None:
+    """store.delete on a graph's work is refused like store.send, naming the graph's cancel
+    and prune_work; nothing changes, and the graph keeps working."""
+    store, graph = on_backend
+    a, b = chain(graph)
+    before = (graph.snapshot(), store.get(str(a.id)), store.count())
+    with pytest.raises(TransitionRejected) as refused:
+        store.delete(str(a.id))
+    message = str(refused.value)
+    assert f"Can't delete OneTimeWork in RUNNING: work {a.id} belongs to WorkGraph" in message
+    assert f"name='uploads').cancel(UUID('{a.id}'))" in message
+    assert ".prune_work()" in message
+    assert (graph.snapshot(), store.get(str(a.id)), store.count()) == before
+    graph.finish(a.id, WorkResult.success())
+    assert graph.info(b.id).state.value == "ENQUEUED"  # type: ignore[union-attr]
+    store.create("one-time-work", id="solo", worker="S")
+    store.delete("solo")  # a work of no graph is the store's to delete
+    assert store.count() == before[2]
+
+
+def test_a_graph_survives_a_work_removed_behind_its_back(
+    on_backend: tuple[Store, WorkGraph],
+) -> None:
+    """A work whose row was removed underneath the graph (a unit of work's remove, or a
+    store.delete before it was refused) is absent to every query: no UnknownInstance."""
+    store, graph = on_backend
+    gone, kept = WorkRequest(worker="G", tags={"t"}), WorkRequest(worker="K", tags={"t"})
+    graph.enqueue(gone, kept)
+    with store.unit_of_work() as uow:
+        uow.remove(str(gone.id))
+    assert graph.info(gone.id) is None
+    assert [i.id for i in graph.infos_by_tag("t")] == [kept.id]
+    assert [i.id for i in graph.work_infos(WorkQuery(tags=["t"]))] == [kept.id]
+    assert graph.due() == [kept.id]
+    graph.cancel_by_tag("t")
+    graph.cancel_all_work()
+    assert graph.info(kept.id).state.value == "CANCELLED"  # type: ignore[union-attr]
