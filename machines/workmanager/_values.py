@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 import warnings
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -220,7 +221,27 @@ def _scalar_type(key: str, item: Any) -> type:
     if kind is int and not -_LONG <= item < _LONG:
         msg = f"{key}: {item} does not fit a 64-bit Long"
         raise ValueError(msg)
+    if kind is float and not math.isfinite(item):
+        msg = (
+            f"{key}: {item!r} cannot be stored (JSON has no NaN or infinity, so it would "
+            "come back as null); pass a finite float, or null"
+        )
+        raise ValueError(msg)
+    if kind is str:
+        no_nul(item, key)
     return kind
+
+
+def no_nul(value: str, what: str) -> str:
+    """``value``, refused if it holds a NUL character: PostgreSQL cannot store one in text
+    (SQLite can), so one rule holds on every back-end."""
+    if "\x00" in value:
+        msg = (
+            f"{what}: {value!r} holds a NUL character (\\x00), which PostgreSQL cannot store; "
+            "remove it"
+        )
+        raise ValueError(msg)
+    return value
 
 
 def _check_data(data: Any) -> dict[str, Any]:
@@ -231,6 +252,7 @@ def _check_data(data: Any) -> dict[str, Any]:
         if not isinstance(key, str):
             msg = f"Data keys are strings; got {key!r}"
             raise ValueError(msg)  # noqa: TRY004
+        no_nul(key, "a Data key")
         if isinstance(value, list | tuple):
             kinds = {_scalar_type(key, item) for item in value}
             if len(kinds) > 1:

@@ -71,6 +71,7 @@ from ._values import (
     _Model,
     _refuse,
     backoff_delay_for,
+    no_nul,
 )
 
 __all__ = [
@@ -168,6 +169,13 @@ class _RequestFields(_Model):
                 raise
             return
         super().__setattr__(name, value)
+
+    @field_validator("worker", "tags")
+    @classmethod
+    def _no_nul(cls, value: str | frozenset[str]) -> str | frozenset[str]:
+        for text in [value] if isinstance(value, str) else sorted(value):
+            no_nul(text, "the worker name" if isinstance(value, str) else "a tag")
+        return value
 
     @field_validator("backoff_delay")
     @classmethod

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +26,8 @@ from lifecyclekit.machines.workmanager.model import (
     MAX_BACKOFF_DELAY,
     backoff_delay_for,
 )
+from lifecyclekit.store import open_store
+from tests.helpers import BACKENDS, backend_url
 from tests.machines.conftest import ManualClock
 
 INT_MAX = 2**31 - 1
@@ -145,3 +148,51 @@ def test_a_retention_under_the_bound_prunes_without_overflow(
     clock.advance(days=400)
     assert graph.prune_work(expired_only=True) == []
     assert graph.prune_work() == [request.id]
+
+
+# (context data, what the message says)
+UNSTORABLE: list[Any] = [
+    pytest.param({"input": {"x": float("nan")}}, r"input: x: nan cannot be stored", id="nan"),
+    pytest.param({"input": {"x": float("inf")}}, r"input: x: inf cannot be stored", id="inf"),
+    pytest.param(
+        {"input": {"x": [1.5, float("-inf")]}}, r"input: x: -inf cannot be stored",
+        id="-inf-in-an-array",
+    ),
+    pytest.param({"input": {"x": "a\x00b"}}, r"input: x: 'a\\x00b' holds a NUL", id="nul-value"),
+    pytest.param({"input": {"k\x00": 1}}, r"input: a Data key: 'k\\x00' holds a NUL",
+                 id="nul-key"),
+    pytest.param({"input": {"x": ["ok", "\x00"]}}, r"input: x: '\\x00' holds a NUL",
+                 id="nul-in-an-array"),
+    pytest.param({"worker": "W\x00"}, r"worker: the worker name: 'W\\x00' holds a NUL",
+                 id="nul-worker"),
+    pytest.param({"worker": "W", "tags": ["t\x00"]}, r"tags: a tag: 't\\x00' holds a NUL",
+                 id="nul-tag"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("data", "pattern"), UNSTORABLE)
+def test_unstorable_values_are_refused_in_memory(data: dict[str, Any], pattern: str) -> None:
+    """NaN and infinities (JSON has none: they came back as null) and NUL characters
+    (PostgreSQL cannot store them) are refused by requests, results and progress alike."""
+    with pytest.raises(PayloadError, match=pattern):
+        WorkRequest(**data)
+    if "input" in data:
+        with pytest.raises(PayloadError, match=pattern.replace("input", "output")):
+            WorkResult.success(data["input"])
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return backend_url(request.param, tmp_path, "bounds.db")
+
+
+@pytest.mark.parametrize(("data", "pattern"), UNSTORABLE)
+def test_unstorable_values_are_refused_on_every_backend(
+    store_url: str, data: dict[str, Any], pattern: str
+) -> None:
+    """One rule on SQLite and PostgreSQL: the value is refused before anything is stored,
+    where SQLite used to keep a NUL that PostgreSQL refused, and NaN came back as null."""
+    with open_store(store_url, create=True) as store:
+        with pytest.raises(PayloadError, match=pattern):
+            store.create("one-time-work", id="w", **({"worker": "W"} | data))
+        assert store.count() == 0
