@@ -68,3 +68,21 @@ def test_a_job_with_a_job_key_of_its_own_is_refused(read: str) -> None:
     call = DataflowJob.from_job if read == "from_job" else running("A").sync
     with pytest.raises(PayloadError, match=pattern):
         call(wrapped)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_stored_sync_says_when_the_poll_was_ignored(backend: str, tmp_path: Path) -> None:
+    """SendResult.returned carries sync's answer: False for a stale poll (nothing changed),
+    True for one applied; None for an event. A replay returns it too."""
+    with open_store(backend_url(backend, tmp_path, "df.db"), create=True) as store:
+        store.create("dataflow-job", id="j", job_id="j", job_type="JOB_TYPE_BATCH")
+        poll = {"id": "j", "currentState": "JOB_STATE_RUNNING",
+                "currentStateTime": "2026-01-01T10:00:00Z"}  # fmt: skip
+        applied = store.send("j", "sync", poll)
+        assert (applied.returned, applied.state) == (True, "running")
+        stale = {"id": "j", "currentState": "JOB_STATE_DONE",
+                 "currentStateTime": "2026-01-01T09:00:00Z"}  # fmt: skip
+        ignored = store.send("j", "sync", stale, idempotency_key="k")
+        assert (ignored.returned, ignored.state, ignored.records) == (False, "running", ())
+        assert store.send("j", "sync", stale, idempotency_key="k").returned is False
+        assert store.send("j", "cancel").returned is None

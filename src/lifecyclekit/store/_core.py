@@ -484,7 +484,8 @@ def send(
     if outdated:  # upgrade the whole row once, in this transaction
         loaded.history = yield from read_records(request.id)
     instance = restore(registry, loaded, clock)
-    yield from fire(instance, request.name, request.args, request.data, request.id)
+    returned = yield from fire(instance, request.name, request.args, request.data, request.id)
+    plain = request.name in instance.commands and isinstance(returned, bool | int | float | str)
     added = [r for r in instance.history if r.seq > loaded.revision]
     records = annotate(added, request.actor, request.reason, request.metadata)
     changes = yield from save(
@@ -495,7 +496,7 @@ def send(
     snap = instance.snapshot()
     result = SendResult(
         id=request.id, machine=snap.machine, state=snap.state, revision=snap.revision,
-        context=snap.context, records=tuple(records),
+        context=snap.context, records=tuple(records), returned=returned if plain else None,
     )  # fmt: skip
     if request.key is not None:
         yield Statement(
