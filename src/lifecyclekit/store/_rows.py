@@ -73,6 +73,8 @@ class Loaded:
     revision: int
     version: int
     history: list[TransitionRecord]
+    text: str | None = None
+    """The context as stored (JSON), when it was left undecoded for :func:`from_row`."""
     chart: dict[str, Any] | None = None
     """A statechart's ``configuration`` and ``history_states`` (lk_configurations)."""
 
@@ -85,11 +87,13 @@ CONFIGURATIONS_DDL = (
 have none). Created when a store opens, old stores included; older code ignores it."""
 
 
-def save_configuration(instance_id: str, snap: Snapshot) -> Step[None]:
+def save_configuration(instance_id: str, instance: Lifecycle) -> Step[None]:
     """Write a statechart's configuration and history memory beside its row (nothing for a
-    flat lifecycle)."""
-    if snap.configuration is None:
+    flat lifecycle, whose row's state is its whole configuration)."""
+    if not type(instance)._is_chart:
         return
+    snap = instance.snapshot()
+    assert snap.configuration is not None
     chart = {"configuration": list(snap.configuration), "history_states": snap.history_states}
     yield Statement(
         "INSERT INTO lk_configurations (instance_id, configuration) VALUES (?, ?)"
@@ -103,9 +107,17 @@ def corrupt(instance_id: str, problem: object) -> SnapshotError:
     return SnapshotError(msg)
 
 
-def parse_loaded(instance_id: str, row: Sequence[Any], history: list[TransitionRecord]) -> Loaded:
-    """:class:`Loaded` from ``machine, schema_version, state, context, revision, version``
-    (first) and a statechart's configuration JSON (last)."""
+def parse_loaded(
+    instance_id: str,
+    row: Sequence[Any],
+    history: list[TransitionRecord],
+    *,
+    decode: bool = True,
+) -> Loaded:
+    """:class:`Loaded` from ``machine, schema_version, state, context, revision, version``;
+    ``decode=False`` keeps the context as its JSON text (``text``) for :func:`from_row`,
+    which validates it in one step. A statechart's configuration JSON comes last in
+    ``row``."""
     machine, schema_version, state, context, revision, version = row[:6]
     chart_json = row[-1]  # both load statements end with lk_configurations.configuration
     try:
@@ -113,6 +125,13 @@ def parse_loaded(instance_id: str, row: Sequence[Any], history: list[TransitionR
         if chart is not None and not isinstance(chart, dict):
             msg = f"configuration is not a JSON object: {shown(chart_json)}"
             raise ValueError(msg)
+        if not decode:
+            context, text = None, context
+            if text is not None and not (isinstance(text, str) and text.lstrip()[:1] == "{"):
+                msg = f"context is not a JSON object: {shown(text)}"
+                raise ValueError(msg)
+        else:
+            text = None
         data = json.loads(context) if context is not None else None
         if data is not None and not isinstance(data, dict):
             msg = f"context is not a JSON object: {shown(context)}"
@@ -121,13 +140,25 @@ def parse_loaded(instance_id: str, row: Sequence[Any], history: list[TransitionR
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in ints):
             msg = f"schema_version, revision, version are {ints!r}"
             raise ValueError(msg)
+        if revision < 0:
+            msg = f"revision is {revision!r}, below 0"
+            raise ValueError(msg)
         if not isinstance(machine, str) or not isinstance(state, str):
             msg = f"machine {shown(machine)}, state {shown(state)}"
             raise ValueError(msg)
     except ValueError as exc:
         raise corrupt(instance_id, exc) from None
     return Loaded(
-        instance_id, machine, schema_version, state, data, revision, version, history, chart
+        instance_id,
+        machine,
+        schema_version,
+        state,
+        data,
+        revision,
+        version,
+        history,
+        text,
+        chart,
     )
 
 
@@ -177,6 +208,8 @@ def drivable(instance: Lifecycle) -> Lifecycle:
     Raises:
         StoreError: an async lifecycle, named, with what to do instead.
     """
+    if instance.on_fast_path:  # the compiled path runs no async callbacks (and reading
+        return instance  # python-statemachine's parts below would start its engine)
     callbacks = getattr(instance, "_callbacks", None)
     if getattr(callbacks, "has_async_callbacks", False):
         name = type(instance).__qualname__
@@ -198,6 +231,31 @@ def restore(registry: Registry, loaded: Loaded, clock: Clock | None) -> Lifecycl
     cls, snap = snapshot_of(registry, loaded)
     try:
         instance = cls.restore(snap, clock=clock)
+    except SnapshotError as exc:
+        raise corrupt(loaded.id, exc) from None
+    return drivable(instance)
+
+
+def from_row(cls: type[Lifecycle], loaded: Loaded, clock: Clock | None) -> Lifecycle:
+    """The live instance of a row at its class's schema version, read with
+    ``decode=False`` and at most its last record: rebuilt by :meth:`Lifecycle.from_stored`
+    (the context validated once, from its JSON; no :class:`Snapshot` round trip).
+
+    Raises:
+        SnapshotError: naming the instance, as :func:`restore`.
+    """
+    last = loaded.history[-1] if loaded.history else None
+    try:
+        chart = loaded.chart or {}
+        instance = cls.from_stored(
+            loaded.state,
+            loaded.text,
+            revision=loaded.revision,
+            last=last,
+            clock=clock,
+            configuration=chart.get("configuration"),
+            history_states=chart.get("history_states"),
+        )
     except SnapshotError as exc:
         raise corrupt(loaded.id, exc) from None
     return drivable(instance)
