@@ -31,6 +31,7 @@ def test_pinned_export_list() -> None:
         "Explanation",
         "GuardRef",
         "GuardVerdict",
+        "HistoryState",
         "Lifecycle",
         "LifecycleError",
         "MissingDependency",

@@ -7,7 +7,7 @@ and ``Event`` are python-statemachine's own.
 
 from __future__ import annotations
 
-from statemachine import Event, State
+from statemachine import Event, HistoryState, State
 from statemachine.exceptions import TransitionNotAllowed
 
 from lifecyclekit.errors import (
@@ -43,6 +43,7 @@ __all__ = [
     "Explanation",
     "GuardRef",
     "GuardVerdict",
+    "HistoryState",
     "Lifecycle",
     "LifecycleError",
     "MissingDependency",

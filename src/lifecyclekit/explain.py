@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+import lifecyclekit._chart as _chart
+
 if TYPE_CHECKING:
     from statemachine.state import State
     from statemachine.transition import Transition
@@ -135,17 +137,21 @@ class Explanation(BaseModel):
 
 def build_explanation(machine: Lifecycle, event_id: str, kwargs: dict[str, Any]) -> Explanation:
     """What ``event_id`` would do on ``machine`` now, evaluating every guard."""
-    current = machine.states_map[machine.current_state_value]
+    if machine._is_chart:
+        # Every active leaf, then its ancestors, as python-statemachine selects (a statechart).
+        active = machine._active()
+        leaves = [s for s in active if not any(c in active for c in s.states)]
+        current = _chart.summary(active)
+        finished = machine.is_finished
+    else:
+        current = machine.states_map[machine.current_state_value]
+        leaves, finished = [current], bool(current.final)
     candidates: list[Candidate] = []
-    if event_id in machine._event_ids and not current.final:
-        bound = getattr(machine, event_id)
-        for state in (current, *current.ancestors()):
-            for transition in state.transitions:
-                if not transition.initial and transition.match(event_id):
-                    candidates.append(_candidate(machine, transition, bound, current, kwargs))
+    if event_id in machine._event_ids and not finished:
+        candidates = _candidates(machine, event_id, leaves, kwargs)
     if event_id not in machine._event_ids:
         verdict = "unknown_event"
-    elif current.final:
+    elif finished:
         verdict = "finished"
     elif not candidates:
         verdict = "no_transition"
@@ -162,6 +168,24 @@ def build_explanation(machine: Lifecycle, event_id: str, kwargs: dict[str, Any])
         candidates=tuple(candidates),
         allowed_events=tuple(dict.fromkeys(str(e) for e in machine.allowed_events)),
     )
+
+
+def _candidates(
+    machine: Lifecycle, event_id: str, leaves: list[State], kwargs: dict[str, Any]
+) -> list[Candidate]:
+    """Each active leaf's transitions for ``event_id``, then its ancestors', once each."""
+    bound = getattr(machine, event_id)
+    found: list[Candidate] = []
+    seen: set[int] = set()
+    for leaf in leaves:
+        for state in (leaf, *leaf.ancestors()):
+            for transition in state.transitions:
+                if id(transition) in seen or transition.initial:
+                    continue
+                seen.add(id(transition))
+                if transition.match(event_id):
+                    found.append(_candidate(machine, transition, bound, leaf, kwargs))
+    return found
 
 
 def _candidate(

@@ -22,7 +22,7 @@ the hooks it exposes (``_admit_event``, ``_refusal``, ``_start_engine``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -33,6 +33,7 @@ from pydantic import BaseModel, ValidationError
 from statemachine import StateChart
 from typing_extensions import TypeVar
 
+import lifecyclekit._chart as _chart
 import lifecyclekit._fast as _fast
 import lifecyclekit._psm as _psm
 from lifecyclekit._display import DISPLAY_HOOKS
@@ -195,6 +196,8 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
     _event_ids: ClassVar[frozenset[str]] = frozenset()
     _state_by_id: ClassVar[dict[str, State]] = {}
     _id_by_value: ClassVar[dict[Any, str]] = {}
+    _is_chart: ClassVar[bool] = False
+    _history_ids: ClassVar[frozenset[str]] = frozenset()
 
     fast_path: ClassVar[bool] = True
     """Whether instances may take the compiled event path (see :attr:`on_fast_path`); set it
@@ -343,17 +346,53 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
 
     @property
     def state(self) -> str:
-        """The current state id, e.g. ``"running"``."""
+        """The current state id, e.g. ``"running"``.
+
+        In a statechart (compound, parallel or history states) several states are active at
+        once; ``state`` is then the innermost active state that contains all of them: the
+        active leaf of nested compound states (``"packing"`` inside ``"fulfilment"``), or the
+        parallel state whose regions are active (``"running"``). :attr:`configuration_ids`
+        lists every active state.
+        """
+        if self._is_chart:
+            return _chart.summary(self._active()).id
         return self._id_by_value[self.current_state_value]
 
     @property
     def state_value(self) -> Any:
-        """The current state's vendor value, e.g. ``"JOB_STATE_RUNNING"``."""
+        """The current state's vendor value, e.g. ``"JOB_STATE_RUNNING"`` (the value of
+        :attr:`state`, for a statechart too)."""
+        if self._is_chart:
+            return _chart.summary(self._active()).value
         return self.current_state_value
 
     @property
+    def configuration_ids(self) -> tuple[str, ...]:
+        """The ids of every active state, ancestors included, in declaration order: one id
+        for a flat lifecycle; ``("fulfilment", "packing")`` or ``("running", "health",
+        "healthy", "scaling", "steady")`` in a statechart. :attr:`configuration` holds the
+        same states as python-statemachine objects.
+
+        .. versionadded:: 0.2
+        """
+        if not self._is_chart:
+            return (self.state,)
+        return tuple(state.id for state in self._active())
+
+    def _active(self) -> list[State]:
+        """The active class states, in declaration order."""
+        states = self.states_map
+        order = self._state_by_id
+        active = [states[value] for value in self.configuration_values]
+        return sorted(active, key=lambda s: list(order).index(s.id)) if len(active) > 1 else active
+
+    @property
     def is_finished(self) -> bool:
-        """Whether the instance is in a final state (no event is accepted any more)."""
+        """Whether the instance is in a final state (no event is accepted any more); in a
+        statechart, a top-level final state (a final state inside a compound one only ends
+        that region)."""
+        if self._is_chart:
+            return any(s.final and s.parent is None for s in self._active())
         return bool(self.states_map[self.current_state_value].final)
 
     @property
@@ -417,12 +456,21 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
         a graph of works) and must not stop half-way.
         """
         state = self.current_state_value
+        if self._is_chart:
+            state = _psm.OrderedSet(self.configuration_values)
+            memory = {key: list(found) for key, found in self.history_values.items()}
         context = self._context.model_copy(deep=True) if self._context is not None else None
         length, revision = len(self._history), self._revision
         try:
             yield
         except BaseException:
-            if self.current_state_value != state:
+            if self._is_chart:
+                self.history_values.clear()
+                self.history_values.update(memory)
+                if _psm.OrderedSet(self.configuration_values) != state:
+                    self.current_state_value = state
+                    self._set_running(not self.is_finished)
+            elif self.current_state_value != state:
                 self.current_state_value = state
                 # Entering a final state stopped the engine; the restored state is live.
                 self._set_running(not self.states_map[state].final)
@@ -707,8 +755,7 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
             reason: why it is refused.
         """
         explanation = build_explanation(self, str(action), {})
-        current = self.states_map[self.current_state_value]
-        message = f"Can't {action} {type(self).__name__} in {current.value}: {reason}"
+        message = f"Can't {action} {type(self).__name__} in {self.state_value}: {reason}"
         return TransitionRejected(explanation, set(self.configuration), message=message)
 
     def explain(self, event: str, /, *args: Any, **data: Any) -> Explanation:
@@ -751,6 +798,11 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
         ``Snapshot.model_validate_json``) and :meth:`restore` rebuilds the instance.
         """
         context = self._context
+        chart: dict[str, Any] = {}
+        if self._is_chart:
+            chart["configuration"] = self.configuration_ids
+            memory = _chart.dump_memory(self.history_values)
+            chart["history_states"] = memory or None
         return Snapshot.model_construct(
             machine=self.machine_key(),
             schema_version=self.schema_version,
@@ -758,6 +810,7 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
             context=context.model_dump(mode="json") if context is not None else None,
             history=self.history,
             revision=self._revision,
+            **chart,
         )
 
     @classmethod
@@ -802,13 +855,14 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
             )
             raise SnapshotError(msg)
         check_history(snap)
+        what = f"Snapshot of {snap.machine!r}"
+        holder, memory = cls._chart_holder(what, state, snap.configuration, snap.history_states)
+        if cls._is_chart and snap.history:
+            cls._check_last_target(what, snap.history[-1], holder)
         context = cls._restore_context(snap)
-        instance = cls(
-            clock=clock,
-            listeners=listeners,
-            model=_StateHolder(state.value),
-            context=context,
-        )
+        instance = cls(clock=clock, listeners=listeners, model=holder, context=context)
+        if memory:
+            instance.history_values.update(memory)
         values = instance.__dict__
         values["_history"] = list(snap.history)
         values["_revision"] = snap.revision
@@ -824,6 +878,8 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
         last: TransitionRecord | None = None,
         schema_version: int | None = None,
         clock: Clock | None = None,
+        configuration: Sequence[str] | None = None,
+        history_states: Mapping[str, Sequence[str]] | None = None,
     ) -> Self:
         """Rebuild an instance from a stored row, without a :class:`Snapshot` round trip.
 
@@ -840,11 +896,14 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
             last: the last history record (``history`` then holds it alone), if any.
             schema_version: the row's schema version, checked against the class's.
             clock: the clock of the rebuilt instance.
+            configuration: a statechart's active state ids (see :class:`Snapshot`).
+            history_states: what a statechart's history states remember.
 
         Raises:
             SnapshotError: an unknown state, another schema version, a last record that
-                does not end in ``state`` or passes ``revision``, or a context that does
-                not validate.
+                does not end in ``state`` (a statechart: in its configuration) or passes
+                ``revision``, an impossible configuration, or a context that does not
+                validate.
 
         .. versionadded:: 0.2
         """
@@ -862,19 +921,87 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
                 f"States of {cls.__name__}: {', '.join(cls._state_by_id)}."
             )
             raise SnapshotError(msg)
-        if last is not None and (last.target != state or last.seq > revision):
+        holder, memory = cls._chart_holder(
+            f"Stored {name!r}", found, configuration, history_states
+        )
+        if last is not None and (
+            last.seq > revision
+            or (cls._is_chart and not cls._ends_in(last, holder))
+            or (not cls._is_chart and last.target != state)
+        ):
             msg = (
                 f"Stored {name!r} is in state {state!r} at revision {revision}, but its last "
                 f"history record is #{last.seq} ending in {last.target!r}."
             )
             raise SnapshotError(msg)
-        instance = cls(
-            clock=clock, model=_StateHolder(found.value), context=cls._stored_context(context)
-        )
+        instance = cls(clock=clock, model=holder, context=cls._stored_context(context))
+        if memory:
+            instance.history_values.update(memory)
         values = instance.__dict__
         values["_history"] = [last] if last is not None else []
         values["_revision"] = revision
         return instance
+
+    @classmethod
+    def _chart_holder(
+        cls,
+        what: str,
+        state: State,
+        configuration: Sequence[str] | None,
+        history_states: Mapping[str, Sequence[str]] | None,
+    ) -> tuple[_StateHolder, dict[str, list[State]]]:
+        """The state holder a restored instance starts with, and its history memory."""
+        name = cls.__name__
+        if not cls._is_chart:
+            if configuration is not None and tuple(configuration) != (state.id,):
+                msg = (
+                    f"{what} has the configuration {list(configuration)!r}, but {name} is not "
+                    f"a statechart: its one active state is {state.id!r}."
+                )
+                raise SnapshotError(msg)
+            if history_states:
+                msg = f"{what} remembers history states, but {name} has none."
+                raise SnapshotError(msg)
+            return _StateHolder(state.value), {}
+        states = cls._state_by_id
+        if configuration is None:
+            active = _chart.derive_configuration(state)
+            if active is None:
+                msg = (
+                    f"{what} is in {state.id!r} without a configuration, but in {name} that "
+                    "state does not say which states are active (it is compound, parallel or "
+                    "inside a parallel state). Take snapshots with Lifecycle.snapshot()."
+                )
+                raise SnapshotError(msg)
+        else:
+            active = _chart.check_configuration(what, configuration, states, name)
+            summary = _chart.summary(active)
+            if summary is not state:
+                msg = (
+                    f"{what} is in state {state.id!r}, but its configuration "
+                    f"{[s.id for s in active]} is in {summary.id!r}."
+                )
+                raise SnapshotError(msg)
+        memory = _chart.check_memory(what, history_states or {}, states, name)
+        return _StateHolder(_psm.OrderedSet(s.value for s in active)), memory
+
+    @classmethod
+    def _ends_in(cls, record: TransitionRecord, holder: _StateHolder) -> bool:
+        """A statechart's last record ends in an active state (or a history state of one)."""
+        active = {cls._id_by_value[value] for value in holder.state}
+        target = cls._state_by_id.get(record.target)
+        if target is None:
+            return any(h.id == record.target for s in active for h in cls._state_by_id[s].history)
+        return record.target in active
+
+    @classmethod
+    def _check_last_target(cls, what: str, record: TransitionRecord, holder: _StateHolder) -> None:
+        if not cls._ends_in(record, holder):
+            msg = (
+                f"{what} has the configuration {sorted(map(str, holder.state))}, but its last "
+                f"history record ends in {record.target!r}."
+            )
+            raise SnapshotError(msg)
 
     @classmethod
     def _stored_context(cls, data: str | bytes | Mapping[str, Any] | None) -> BaseModel | None:

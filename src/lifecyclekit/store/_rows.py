@@ -75,6 +75,31 @@ class Loaded:
     history: list[TransitionRecord]
     text: str | None = None
     """The context as stored (JSON), when it was left undecoded for :func:`from_row`."""
+    chart: dict[str, Any] | None = None
+    """A statechart's ``configuration`` and ``history_states`` (lk_configurations)."""
+
+
+CONFIGURATIONS_DDL = (
+    "CREATE TABLE IF NOT EXISTS lk_configurations"
+    " (instance_id TEXT PRIMARY KEY, configuration TEXT NOT NULL)"
+)
+"""Statecharts' configurations, one row per stored statechart instance (flat lifecycles
+have none). Created when a store opens, old stores included; older code ignores it."""
+
+
+def save_configuration(instance_id: str, instance: Lifecycle) -> Step[None]:
+    """Write a statechart's configuration and history memory beside its row (nothing for a
+    flat lifecycle, whose row's state is its whole configuration)."""
+    if not type(instance)._is_chart:
+        return
+    snap = instance.snapshot()
+    assert snap.configuration is not None
+    chart = {"configuration": list(snap.configuration), "history_states": snap.history_states}
+    yield Statement(
+        "INSERT INTO lk_configurations (instance_id, configuration) VALUES (?, ?)"
+        " ON CONFLICT (instance_id) DO UPDATE SET configuration = excluded.configuration",
+        (instance_id, dumps(chart)),
+    )
 
 
 def corrupt(instance_id: str, problem: object) -> SnapshotError:
@@ -91,9 +116,15 @@ def parse_loaded(
 ) -> Loaded:
     """:class:`Loaded` from ``machine, schema_version, state, context, revision, version``;
     ``decode=False`` keeps the context as its JSON text (``text``) for :func:`from_row`,
-    which validates it in one step."""
+    which validates it in one step. A statechart's configuration JSON comes last in
+    ``row``."""
     machine, schema_version, state, context, revision, version = row[:6]
+    chart_json = row[-1]  # both load statements end with lk_configurations.configuration
     try:
+        chart = json.loads(chart_json) if chart_json is not None else None
+        if chart is not None and not isinstance(chart, dict):
+            msg = f"configuration is not a JSON object: {shown(chart_json)}"
+            raise ValueError(msg)
         if not decode:
             context, text = None, context
             if text is not None and not (isinstance(text, str) and text.lstrip()[:1] == "{"):
@@ -118,7 +149,16 @@ def parse_loaded(
     except ValueError as exc:
         raise corrupt(instance_id, exc) from None
     return Loaded(
-        instance_id, machine, schema_version, state, data, revision, version, history, text
+        instance_id,
+        machine,
+        schema_version,
+        state,
+        data,
+        revision,
+        version,
+        history,
+        text,
+        chart,
     )
 
 
@@ -144,6 +184,7 @@ def snapshot_of(registry: Registry, loaded: Loaded) -> tuple[type[Lifecycle], Sn
         "context": loaded.context,
         "history": [r.model_dump(mode="json") for r in loaded.history],
         "revision": loaded.revision,
+        **(loaded.chart or {}),
     }
     what = f"Stored instance {loaded.id!r}"
     if loaded.schema_version != cls.schema_version:
@@ -205,8 +246,15 @@ def from_row(cls: type[Lifecycle], loaded: Loaded, clock: Clock | None) -> Lifec
     """
     last = loaded.history[-1] if loaded.history else None
     try:
+        chart = loaded.chart or {}
         instance = cls.from_stored(
-            loaded.state, loaded.text, revision=loaded.revision, last=last, clock=clock
+            loaded.state,
+            loaded.text,
+            revision=loaded.revision,
+            last=last,
+            clock=clock,
+            configuration=chart.get("configuration"),
+            history_states=chart.get("history_states"),
         )
     except SnapshotError as exc:
         raise corrupt(loaded.id, exc) from None
