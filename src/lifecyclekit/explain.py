@@ -6,9 +6,13 @@ refused event raises :class:`~lifecyclekit.TransitionRejected` carrying the same
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
+
+from lifecyclekit.errors import AsyncRequired
 
 if TYPE_CHECKING:
     from statemachine.state import State
@@ -16,7 +20,14 @@ if TYPE_CHECKING:
 
     from lifecyclekit.lifecycle import Lifecycle
 
-__all__ = ["Because", "Candidate", "Explanation", "GuardVerdict", "build_explanation"]
+__all__ = [
+    "Because",
+    "Candidate",
+    "Explanation",
+    "GuardVerdict",
+    "abuild_explanation",
+    "build_explanation",
+]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
@@ -134,17 +145,72 @@ class Explanation(BaseModel):
 
 
 def build_explanation(machine: Lifecycle, event_id: str, kwargs: dict[str, Any]) -> Explanation:
-    """What ``event_id`` would do on ``machine`` now, evaluating every guard."""
-    current = machine.states_map[machine.current_state_value]
-    candidates: list[Candidate] = []
+    """What ``event_id`` would do on ``machine`` now, evaluating every guard.
+
+    Raises:
+        AsyncRequired: a guard is async (use :func:`abuild_explanation`); nothing changed.
+    """
+    current, matching = _matching(machine, event_id, kwargs)
+    candidates = []
+    for transition, guards in matching:
+        verdicts = []
+        for name, expected, raw in guards:
+            if inspect.isawaitable(raw):
+                if inspect.iscoroutine(raw):
+                    raw.close()
+                cls = type(machine).__name__
+                msg = (
+                    f"{cls}.explain({event_id!r}) cannot answer: guard {name!r} is async, so "
+                    "its verdict must be awaited. Use `await lifecycle.aexplain(event, "
+                    "**data)` instead."
+                )
+                raise AsyncRequired(msg)
+            verdicts.append(_verdict(name, expected, raw))
+        candidates.append(_candidate(transition, verdicts))
+    return _explanation(machine, event_id, current, candidates)
+
+
+async def abuild_explanation(
+    machine: Lifecycle, event_id: str, kwargs: dict[str, Any]
+) -> Explanation:
+    """:func:`build_explanation`, awaiting async guards (in declaration order)."""
+    current, matching = _matching(machine, event_id, kwargs)
+    candidates = []
+    for transition, guards in matching:
+        verdicts = []
+        for name, expected, raw in guards:
+            value = await raw if inspect.isawaitable(raw) else raw
+            verdicts.append(_verdict(name, expected, value))
+        candidates.append(_candidate(transition, verdicts))
+    return _explanation(machine, event_id, current, candidates)
+
+
+_Guards = Iterator[tuple[str, bool, Any]]
+
+
+def _matching(
+    machine: Lifecycle, event_id: str, kwargs: dict[str, Any]
+) -> tuple[State, list[tuple[Transition, _Guards]]]:
+    """The current state and each candidate transition with its guards' raw answers (each
+    guard is called when its answer is taken from the iterator)."""
+    current = machine._current_state()
+    matching: list[tuple[Transition, _Guards]] = []
     if event_id in machine._event_ids and not current.final:
         bound = getattr(machine, event_id)
         for state in (current, *current.ancestors()):
             for transition in state.transitions:
                 if not transition.initial and transition.match(event_id):
-                    candidates.append(_candidate(machine, transition, bound, current, kwargs))
+                    matching.append(
+                        (transition, _guards(machine, transition, bound, current, kwargs))
+                    )
+    return current, matching
+
+
+def _explanation(
+    machine: Lifecycle, event_id: str, current: State, candidates: list[Candidate]
+) -> Explanation:
     if event_id not in machine._event_ids:
-        verdict = "unknown_event"
+        verdict: Verdict = "unknown_event"
     elif current.final:
         verdict = "finished"
     elif not candidates:
@@ -164,13 +230,13 @@ def build_explanation(machine: Lifecycle, event_id: str, kwargs: dict[str, Any])
     )
 
 
-def _candidate(
+def _guards(
     machine: Lifecycle,
     transition: Transition,
     event: Any,
     current: State,
     kwargs: dict[str, Any],
-) -> Candidate:
+) -> _Guards:
     injected = {
         **kwargs,
         "machine": machine,
@@ -181,18 +247,21 @@ def _candidate(
         "state": current,
         "transition": transition,
     }
-    verdicts: list[GuardVerdict] = []
     for name, expected, guard in machine._guard_calls(transition):
-        raw = guard(**injected)
-        verdicts.append(
-            GuardVerdict(
-                name=name,
-                kind="cond" if expected else "unless",
-                value=bool(raw),
-                passed=bool(raw) == expected,
-                detail=raw.reason if isinstance(raw, Because) else None,
-            )
-        )
+        yield name, expected, guard(**injected)
+
+
+def _verdict(name: str, expected: bool, raw: Any) -> GuardVerdict:
+    return GuardVerdict(
+        name=name,
+        kind="cond" if expected else "unless",
+        value=bool(raw),
+        passed=bool(raw) == expected,
+        detail=raw.reason if isinstance(raw, Because) else None,
+    )
+
+
+def _candidate(transition: Transition, verdicts: list[GuardVerdict]) -> Candidate:
     target = transition.target
     return Candidate(
         source=transition.source.id,

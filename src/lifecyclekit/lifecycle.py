@@ -22,6 +22,7 @@ the hooks it exposes (``_admit_event``, ``_refusal``, ``_start_engine``).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
@@ -38,7 +39,7 @@ import lifecyclekit._psm as _psm
 from lifecyclekit._display import DISPLAY_HOOKS
 from lifecyclekit._meta import LifecycleMeta
 from lifecyclekit.errors import PayloadError, SnapshotError, TransitionRejected, field_errors
-from lifecyclekit.explain import Explanation, build_explanation
+from lifecyclekit.explain import Explanation, abuild_explanation, build_explanation
 from lifecyclekit.payloads import dump_payload, validate_payload
 from lifecyclekit.snapshot import (
     Migration,
@@ -256,6 +257,9 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
             start_value=start_value,
             listeners=[_RECORDER, *(listeners or ())],
         )
+        if super().current_state_value is None:
+            # psm's async engine only queues the initial activation (see ``is_async``).
+            _psm.activate_pending(self)
 
     # -- context -------------------------------------------------------------------------
 
@@ -343,18 +347,59 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
 
     @property
     def state(self) -> str:
-        """The current state id, e.g. ``"running"``."""
-        return self._id_by_value[self.current_state_value]
+        """The current state id, e.g. ``"running"``.
+
+        An async lifecycle created inside a running event loop is in its initial state
+        from the start; only the initial state's entry actions wait for ``await
+        lc.activate_initial_state()`` or the first event (see :attr:`is_async`).
+        """
+        try:
+            return self._id_by_value[self.current_state_value]
+        except KeyError:
+            return str(self._current_state().id)
 
     @property
     def state_value(self) -> Any:
         """The current state's vendor value, e.g. ``"JOB_STATE_RUNNING"``."""
-        return self.current_state_value
+        value = self.current_state_value
+        return value if value is not None else self._current_state().value
 
     @property
     def is_finished(self) -> bool:
         """Whether the instance is in a final state (no event is accepted any more)."""
-        return bool(self.states_map[self.current_state_value].final)
+        return bool(self._current_state().final)
+
+    def _current_state(self) -> State:
+        """The current state; while an async lifecycle's initial activation is pending (the
+        model holds no state yet), the state it starts in."""
+        value = self.current_state_value
+        return self._start_state() if value is None else self.states_map[value]
+
+    def _start_state(self) -> State:
+        starts = self.start_configuration_values
+        if starts:
+            return self.states_map[starts[0]]
+        initial = self.initial_state
+        assert initial is not None  # a lifecycle has states (checked at class creation)
+        return initial
+
+    @property
+    def is_async(self) -> bool:
+        """Whether this instance runs on python-statemachine's async engine: its class (or a
+        listener) has an ``async def`` callback or guard.
+
+        Inside a running event loop, its events, ``send``, ``call`` and
+        ``activate_initial_state()`` return awaitables (``await lc.pay()``), a refusal is
+        raised by the ``await``, and :meth:`explain` is :meth:`aexplain`. From sync code
+        with no loop running they run to completion as for a sync lifecycle (on
+        python-statemachine's per-thread loop). Created inside a running loop, the
+        instance is in its initial state at once, but the initial state's entry actions
+        run only at ``await lc.activate_initial_state()`` or the first event.
+        :meth:`asend` and :meth:`acall` are awaitable for every lifecycle.
+
+        .. versionadded:: 0.2
+        """
+        return self._compiled is None and _psm.is_async(self)
 
     @property
     def history(self) -> tuple[TransitionRecord, ...]:
@@ -423,6 +468,8 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
             yield
         except BaseException:
             if self.current_state_value != state:
+                if state is None:  # an async lifecycle's pending activation ran in the block
+                    state = self._start_state().value
                 self.current_state_value = state
                 # Entering a final state stopped the engine; the restored state is live.
                 self._set_running(not self.states_map[state].final)
@@ -656,7 +703,16 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
 
     def _refusal(self, event: Event | None, kwargs: dict[str, Any]) -> TransitionRejected:
         event_id = event.id if event is not None else ""
-        explanation = build_explanation(self, event_id, kwargs)
+        if self.is_async and not _psm.loop_running():
+            # A sync call of an async lifecycle: its guards are awaited on psm's loop too.
+            explanation = _psm.run_sync(abuild_explanation(self, event_id, kwargs))
+        else:
+            explanation = build_explanation(self, event_id, kwargs)
+        return TransitionRejected(explanation, set(self.configuration), event)
+
+    async def _arefusal(self, event: Event | None, kwargs: dict[str, Any]) -> TransitionRejected:
+        event_id = event.id if event is not None else ""
+        explanation = await abuild_explanation(self, event_id, kwargs)
         return TransitionRejected(explanation, set(self.configuration), event)
 
     def _is_refusal(self, error: Exception) -> bool:
@@ -687,6 +743,33 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
         reason = f"it is neither an event nor a command. Events: {events}. Commands: {commands}."
         raise self.rejection(action, reason)
 
+    async def acall(self, name: str, /, *args: Any, **data: Any) -> Any:
+        """:meth:`call`, awaitable for every lifecycle: awaits the event of an async one
+        (inside a running loop), returns a sync one's result as is. What an async store
+        (or any async code driving lifecycles it does not know) calls.
+
+        Raises:
+            TransitionRejected: as :meth:`call`, with every guard's verdict (async guards
+                awaited).
+            PayloadError: the data does not validate (before any guard runs).
+
+        .. versionadded:: 0.2
+        """
+        result = self.call(name, *args, **data)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    async def asend(self, event: str, /, *args: Any, **data: Any) -> Any:
+        """:meth:`send`, awaitable for every lifecycle (see :meth:`acall`).
+
+        .. versionadded:: 0.2
+        """
+        result = self.send(event, *args, **data)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
     def rejection(self, action: str, reason: str) -> TransitionRejected:
         """Build the refusal a lifecycle's own command raises, worded like the built-in ones:
         ``Can't <action> <Machine> in <STATE_VALUE>: <reason>``.
@@ -696,7 +779,7 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
             reason: why it is refused.
         """
         explanation = build_explanation(self, str(action), {})
-        current = self.states_map[self.current_state_value]
+        current = self._current_state()
         message = f"Can't {action} {type(self).__name__} in {current.value}: {reason}"
         return TransitionRejected(explanation, set(self.configuration), message=message)
 
@@ -707,14 +790,30 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
 
         Raises:
             PayloadError: the data does not validate against the event's payload model.
+            AsyncRequired: a guard of the event is async; use :meth:`aexplain`.
+        """
+        return build_explanation(self, str(event), self._explain_data(str(event), args, data))
+
+    async def aexplain(self, event: str, /, *args: Any, **data: Any) -> Explanation:
+        """:meth:`explain`, awaiting async guards (for lifecycles with ``async def`` guards;
+        works for every lifecycle).
+
+        Raises:
+            PayloadError: the data does not validate against the event's payload model.
+
+        .. versionadded:: 0.2
         """
         event_id = str(event)
-        kwargs = data
+        return await abuild_explanation(self, event_id, self._explain_data(event_id, args, data))
+
+    def _explain_data(
+        self, event_id: str, args: tuple[Any, ...], data: dict[str, Any]
+    ) -> dict[str, Any]:
         if event_id in self._event_ids:
-            kwargs = validate_payload(
+            return validate_payload(
                 type(self).__name__, event_id, self._payload_models.get(event_id), args, data
             )
-        return build_explanation(self, event_id, kwargs)
+        return data
 
     # -- introspection -------------------------------------------------------------------
 
