@@ -31,14 +31,20 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self
 
 from pydantic import BaseModel, ValidationError
-from statemachine import StateChart
+from statemachine import State, StateChart
 from typing_extensions import TypeVar
 
 import lifecyclekit._fast as _fast
 import lifecyclekit._psm as _psm
 from lifecyclekit._display import DISPLAY_HOOKS
 from lifecyclekit._meta import LifecycleMeta
-from lifecyclekit.errors import PayloadError, SnapshotError, TransitionRejected, field_errors
+from lifecyclekit.errors import (
+    DefinitionError,
+    PayloadError,
+    SnapshotError,
+    TransitionRejected,
+    field_errors,
+)
 from lifecyclekit.explain import Explanation, abuild_explanation, build_explanation
 from lifecyclekit.payloads import dump_payload, validate_payload
 from lifecyclekit.snapshot import (
@@ -52,7 +58,6 @@ from lifecyclekit.transitions import Provenance, TransitionInfo, transition_tabl
 
 if TYPE_CHECKING:
     from statemachine import Event
-    from statemachine.state import State
     from statemachine.transition import Transition
 
 __all__ = ["C", "Clock", "Lifecycle", "utc_now"]
@@ -131,6 +136,12 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
     - ``payloads``: ``{event_id: PydanticModel}``; data sent with that event is validated
       before any guard or callback runs and reaches callbacks as ``payload`` and by field.
     - ``schema_version``: bump it when the context model changes incompatibly.
+    - the construction hooks, instead of a custom ``__init__``: :meth:`initial_state_for`
+      (the starting state from the context), :meth:`when_created` (once per new
+      instance) and :meth:`when_restored` (once per restored one).
+
+    A class with ``async def`` guards or callbacks is driven with ``await`` inside a
+    running event loop (see :attr:`is_async`, :meth:`aexplain`, :meth:`acall`).
 
     Args:
         clock: returns the current time as an aware ``datetime`` (default: UTC now).
@@ -211,7 +222,7 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
     _fast_running = True
     _fast_busy = False
 
-    def __init__(
+    def __init__(  # noqa: C901 - both paths inline: creation is a hot path
         self,
         *,
         clock: Clock | None = None,
@@ -242,15 +253,27 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
             attributes["_history"] = []
             if clock is not None:
                 attributes["_clock"] = clock
+            fresh = holder.state is None
+            if (
+                fresh
+                and start_value is None
+                and type(self).initial_state_for.__func__ is not _DEFAULT_INITIAL  # type: ignore[attr-defined]
+            ):
+                start_value = self._chosen_start(context)
             if start_value is not None:
                 attributes["start_configuration_values"] = [start_value]
-            if holder.state is None:
+            if fresh:
                 _fast.activate(self, plan, start_value)
+                if type(self).when_created is not _NO_CREATED_HOOK:
+                    self.when_created()
             return
         if clock is not None:
             self._clock = clock
         self._history: list[Any] = []
         self._context: Any = self._build_context(context, fields)
+        fresh = model is None or getattr(model, state_field, None) is None
+        if fresh and start_value is None and _picks_initial_state(type(self)):
+            start_value = self._chosen_start(self._context)
         super().__init__(
             model=model if model is not None else _StateHolder(),
             state_field=state_field,
@@ -260,6 +283,67 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
         if super().current_state_value is None:
             # psm's async engine only queues the initial activation (see ``is_async``).
             _psm.activate_pending(self)
+        if fresh and type(self).when_created is not _NO_CREATED_HOOK:
+            self.when_created()
+
+    # -- construction hooks --------------------------------------------------------------
+
+    @classmethod
+    def initial_state_for(cls, context: C) -> str | State | None:
+        """The state a new instance starts in, chosen from its validated context.
+
+        Override it when the starting state depends on the data (a work with unfinished
+        prerequisites starts ``blocked``). Called once per new instance, before the
+        instance starts, never on :meth:`restore` or :meth:`from_stored`, nor when the
+        constructor is given ``start_value``. The chosen state's entry actions run, as the
+        initial state's would. Return a state id (``"blocked"``), the class's ``State``
+        (``cls.blocked``), or ``None`` for the declared initial state (the default).
+
+        Raises:
+            DefinitionError: (raised for it) the value names no state of the class.
+
+        .. versionadded:: 0.2
+        """
+        return None
+
+    def when_created(self) -> None:
+        """Called once on a new instance, at the end of its construction: its context is
+        validated and its starting state entered (entry actions run; for an async
+        lifecycle created inside a running loop they wait, see :attr:`is_async`). Never
+        called on a restored instance (see :meth:`when_restored`). Does nothing here;
+        override it for work a new instance does once: stamp the context, check it
+        against the clock. An exception from it fails the construction.
+
+        .. versionadded:: 0.2
+        """
+
+    def when_restored(self) -> None:
+        """Called once on an instance rebuilt by :meth:`restore` or :meth:`from_stored`
+        (stores load instances through them), after its state, context, history and
+        revision are set; no entry action ran. Never called on a new instance (see
+        :meth:`when_created`). Does nothing here; override it to rebuild what the
+        snapshot does not hold (caches, derived fields). An exception from it fails the
+        restore.
+
+        .. versionadded:: 0.2
+        """
+
+    def _chosen_start(self, context: Any) -> Any:
+        """The value of the state :meth:`initial_state_for` chose (``None``: the initial)."""
+        cls = type(self)
+        chosen = cls.initial_state_for(context)
+        if chosen is None:
+            return None
+        if isinstance(chosen, str) and chosen in cls._state_by_id:
+            return cls._state_by_id[chosen].value
+        if isinstance(chosen, State) and cls._state_by_id.get(chosen.id) is chosen:
+            return chosen.value
+        msg = (
+            f"{cls.__name__}.initial_state_for returned {chosen!r}, which is not a state of "
+            f"{cls.__name__}. Return a state id ({', '.join(cls._state_by_id)}), one of the "
+            "class's State attributes, or None for the initial state."
+        )
+        raise DefinitionError(msg)
 
     # -- context -------------------------------------------------------------------------
 
@@ -900,6 +984,8 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
         values = instance.__dict__
         values["_history"] = list(snap.history)
         values["_revision"] = snap.revision
+        if cls.when_restored is not _NO_RESTORED_HOOK:
+            instance.when_restored()
         return instance
 
     @classmethod
@@ -962,6 +1048,8 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
         values = instance.__dict__
         values["_history"] = [last] if last is not None else []
         values["_revision"] = revision
+        if cls.when_restored is not _NO_RESTORED_HOOK:
+            instance.when_restored()
         return instance
 
     @classmethod
@@ -996,3 +1084,17 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
             details = "; ".join(f"{f}: {m} (got {v!r})" for f, m, v in field_errors(exc))
             msg = f"Snapshot of {snap.machine!r} has an invalid context: {details}."
             raise SnapshotError(msg) from None
+
+
+_NO_CREATED_HOOK = Lifecycle.when_created
+_NO_RESTORED_HOOK = Lifecycle.when_restored
+"""Lifecycle's own (empty) hooks, by identity: a class that keeps them is not called back
+(no call on the hot paths of create and restore)."""
+
+
+def _picks_initial_state(cls: type[Lifecycle]) -> bool:
+    """Whether ``cls`` overrides :meth:`Lifecycle.initial_state_for` (inlined where hot)."""
+    return cls.initial_state_for.__func__ is not _DEFAULT_INITIAL  # type: ignore[attr-defined]
+
+
+_DEFAULT_INITIAL = Lifecycle.initial_state_for.__func__  # type: ignore[attr-defined]
