@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from pydantic import BaseModel
 
 from lifecyclekit import Lifecycle, Registry, State, TransitionRecord
@@ -71,3 +73,15 @@ class AlertToggle(Toggle):
     def after_commit(self, record: TransitionRecord) -> None:
         with open(self.context.label, "a", encoding="utf-8") as file:
             file.write(f"{record.seq}\n")
+
+
+@REGISTRY.register("later-toggle")
+class LaterToggle(Toggle):
+    """A toggle with an asynchronous command (it awaits before flipping), which only an
+    asynchronous store can run."""
+
+    commands = frozenset({"flip_twice", "flip_later"})
+
+    async def flip_later(self, text: str) -> None:
+        await asyncio.sleep(0)
+        self.flip(text=text)

@@ -54,7 +54,7 @@ from statemachine.spec_parser import (
 )
 from statemachine.state import InstanceState
 from statemachine.transition import Transition
-from statemachine.utils import run_async_from_sync
+from statemachine.utils import _cached_loop, run_async_from_sync
 
 if TYPE_CHECKING:
     from statemachine.callbacks import CallbackSpecList
@@ -205,6 +205,8 @@ class HookedStateMachine(StateMachine):
 
     def _processing_loop(self, caller_future: Any = None) -> Any:
         pending = self._pending
+        if isinstance(self._engine, AsyncEngine) and not loop_running():
+            thread_loop()
         try:
             result = super()._processing_loop(caller_future)
         except TransitionNotAllowed as err:
@@ -293,18 +295,44 @@ def loop_running() -> bool:
     return True
 
 
+class _LoopCloser:
+    """Closes the loop it holds when it is collected (with its thread's local data)."""
+
+    __slots__ = ("loop",)
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def __del__(self) -> None:
+        if not self.loop.is_closed():
+            self.loop.close()
+
+
+def thread_loop() -> None:
+    """Give this thread the loop psm runs async machines on from sync code
+    (``utils.run_async_from_sync`` caches one per thread and never closes it, so a worker
+    thread that ends leaks it with a ``ResourceWarning``): one closed when the thread's
+    local data goes."""
+    if not hasattr(_cached_loop, "loop"):
+        loop = asyncio.new_event_loop()
+        _cached_loop.loop = loop
+        _cached_loop.lifecyclekit_closer = _LoopCloser(loop)
+
+
 def activate_pending(machine: StateChart[Any]) -> None:
     """Run the initial activation psm's async engine only queues at construction, when no
     event loop runs in this thread (on psm's per-thread loop, as psm runs an async machine
     from sync code); inside a running loop it stays queued, for ``await
     machine.activate_initial_state()`` or the first event."""
     if isinstance(machine._engine, AsyncEngine) and not loop_running():
+        thread_loop()
         machine.activate_initial_state()
 
 
 def run_sync(awaitable: Any) -> Any:
     """Run ``awaitable`` to completion from sync code on psm's per-thread loop (no loop may
     be running in this thread)."""
+    thread_loop()
     return run_async_from_sync(awaitable)
 
 

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
-from lifecyclekit.store import Store, StoreError, open_store
+from lifecyclekit.store import Store, StoreError
 from tests.helpers import raw_sql
+from tests.store.blocking import BlockingStore
+from tests.store.conftest import Opener
 from tests.store_machines import REGISTRY, Toggle
 
 
 @contextmanager
 def rows_read(store: Store) -> Iterator[list[int]]:
-    """Count the rows each statement returns, by wrapping the store's real back-end."""
+    """Count the rows each statement returns, by wrapping the store's real back-end (either
+    store's: the asynchronous one's transactions are asynchronous context managers)."""
     counts: list[int] = []
     backend = store._backend
     original = backend.transaction
@@ -34,7 +37,23 @@ def rows_read(store: Store) -> Iterator[list[int]]:
 
             yield Counting()
 
-    backend.transaction = counting  # type: ignore[method-assign]
+    @asynccontextmanager
+    async def counting_async(**kwargs: Any) -> AsyncIterator[Any]:
+        async with original(**kwargs) as tx:
+            execute = tx.execute
+
+            class Counting:
+                committed = property(lambda self: tx.committed)
+
+                async def execute(self, sql: str, params: Any = ()) -> Any:
+                    result = await execute(sql, params)
+                    counts.append(len(result.rows))
+                    return result
+
+            yield Counting()
+
+    asynchronous = isinstance(store, BlockingStore)
+    backend.transaction = counting_async if asynchronous else counting  # type: ignore[method-assign]
     try:
         yield counts
     finally:
@@ -84,13 +103,13 @@ def test_snapshots_without_history_restore_and_keep_numbering(store: Store) -> N
     assert store.load("t", history=False).history == snap.history
 
 
-def test_timestamps_are_utc_whatever_the_clock_zone(store_url: str) -> None:
+def test_timestamps_are_utc_whatever_the_clock_zone(opener: Opener, store_url: str) -> None:
     """updated_at is stored as UTC: newest first holds across clocks in other zones, and
     comes back in UTC."""
     base = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
     zones = [timezone(timedelta(hours=h)) for h in (5, -8, 0, 14, -11)]
     now = [base]
-    with open_store(store_url, registry=REGISTRY, create=True, clock=lambda: now[0]) as store:
+    with opener(store_url, registry=REGISTRY, create=True, clock=lambda: now[0]) as store:
         for n, zone in enumerate(zones):
             now[0] = (base + timedelta(minutes=n)).astimezone(zone)
             store.create("toggle", id=f"t{n}")

@@ -13,6 +13,7 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -22,10 +23,13 @@ from lifecyclekit.store import (
     OutcomeUnknown,
     StoreError,
     UnitOfWork,
+    open_async_store,
     open_store,
 )
 from tests.helpers import POSTGRES_ENV, postgres_url, raw_sql, reset_postgres
 from tests.store import workers
+from tests.store.blocking import BlockingStore, Portal
+from tests.store.conftest import Opener
 from tests.store_machines import REGISTRY
 
 pytestmark = pytest.mark.slow
@@ -75,44 +79,59 @@ def _start(version: str, name: str, url: str) -> None:
 
 
 @pytest.mark.postgres
-def test_server_stop_and_restart_under_a_live_store(faults_url: str) -> None:
+def test_server_stop_and_restart_under_live_stores(faults_url: str) -> None:
     """With the server stopped, calls fail with ConnectionLost (a StoreError) and apply
     nothing; once it is back, the same store object works again and nothing acknowledged
-    is lost."""
+    is lost. One stop and restart serves both stores, the synchronous and the asynchronous
+    (whose pool and reconnection are its own)."""
     version, name = _cluster(faults_url)
-    with open_store(faults_url, registry=REGISTRY, create=True, timeout=2) as store:
-        store.create("toggle", id="t")
-        acknowledged = [store.send("t", "flip", text=str(n)) for n in range(5)]
+    portal = Portal()
+    stores: dict[str, Any] = {}
+    try:
+        stores["sync"] = open_store(faults_url, registry=REGISTRY, create=True, timeout=2)
+        stores["async"] = BlockingStore(
+            open_async_store(faults_url, registry=REGISTRY, timeout=2), portal
+        )
+        acknowledged = {}
+        for key, store in stores.items():
+            store.create("toggle", id=key)
+            acknowledged[key] = [store.send(key, "flip", text=str(n)) for n in range(5)]
         subprocess.run(
             ["pg_ctlcluster", version, name, "stop", "-m", "immediate"],
             capture_output=True,
             check=True,
         )
-        for call in (
-            lambda: store.send("t", "flip", text="down"),
-            lambda: store.get("t"),
-            lambda: store.find(),
-        ):
-            with pytest.raises(ConnectionLost, match="cannot be reached") as caught:
-                call()
-            assert isinstance(caught.value, StoreError)
-            assert "lifecyclekit:lifecyclekit" not in str(caught.value)
+        for key, store in stores.items():
+            for method, args, kwargs in (
+                ("send", (key, "flip"), {"text": "down"}),
+                ("get", (key,), {}),
+                ("find", (), {}),
+            ):
+                with pytest.raises(ConnectionLost, match="cannot be reached") as caught:
+                    getattr(store, method)(*args, **kwargs)
+                assert isinstance(caught.value, StoreError)
+                assert "lifecyclekit:lifecyclekit" not in str(caught.value)
         _start(version, name, faults_url)
-        after = store.send("t", "flip", text="back")
-        assert after.revision == len(acknowledged) + 1
-        assert [r.payload["text"] for r in store.history("t")] == [  # type: ignore[index]
-            "0", "1", "2", "3", "4", "back",
-        ]  # fmt: skip
+        for key, store in stores.items():
+            after = store.send(key, "flip", text="back")
+            assert after.revision == len(acknowledged[key]) + 1
+            assert [r.payload["text"] for r in store.history(key)] == [  # type: ignore[index]
+                "0", "1", "2", "3", "4", "back",
+            ]  # fmt: skip
+    finally:
+        for store in stores.values():
+            store.close()
+        portal.close()
 
 
 @pytest.mark.postgres
-def test_a_connection_killed_before_commit_is_retried() -> None:
+def test_a_connection_killed_before_commit_is_retried(opener: Opener) -> None:
     """The connection of a unit of work is terminated mid-transaction: nothing of that
     attempt is applied, the store re-runs it on a fresh connection, and it commits once."""
     url = postgres_url()
     reset_postgres(url)
     attempts: list[int] = []
-    with open_store(url, registry=REGISTRY, create=True) as store:
+    with opener(url, registry=REGISTRY, create=True) as store:
         store.create("toggle", id="t")
 
         def operation(uow: UnitOfWork) -> None:
@@ -132,12 +151,12 @@ def test_a_connection_killed_before_commit_is_retried() -> None:
 
 
 @pytest.mark.postgres
-def test_a_connection_killed_during_commit_says_the_outcome_is_unknown() -> None:
+def test_a_connection_killed_during_commit_says_the_outcome_is_unknown(opener: Opener) -> None:
     """When the connection breaks at COMMIT, the error is OutcomeUnknown (a ConnectionLost)
     saying the operation may or may not have been applied; the store keeps working."""
     url = postgres_url()
     reset_postgres(url)
-    with open_store(url, registry=REGISTRY, create=True) as store:
+    with opener(url, registry=REGISTRY, create=True) as store:
         store.create("toggle", id="t")
         with pytest.raises(OutcomeUnknown, match="may or may not have been applied"):  # noqa: PT012
             with store.unit_of_work() as uow:

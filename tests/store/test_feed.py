@@ -19,6 +19,7 @@ from lifecyclekit.store import (
 )
 from tests.helpers import postgres_url, raw_sql, reset_postgres
 from tests.store import workers
+from tests.store.conftest import Opener
 from tests.store_machines import REGISTRY
 
 
@@ -121,10 +122,10 @@ def test_deleting_an_instance_keeps_its_past_in_the_feed(store: Store) -> None:
     assert [(c.id, c.record.event) for c in store.changes()] == [("a", "flip")]
 
 
-def test_named_consumers_keep_a_durable_cursor(store_url: str) -> None:
+def test_named_consumers_keep_a_durable_cursor(opener: Opener, store_url: str) -> None:
     """A consumer resumes after its last ack in a new store object; an ack never moves
     its cursor back; unacknowledged changes are seen again (at least once)."""
-    with open_store(store_url, registry=REGISTRY, create=True) as store:
+    with opener(store_url, registry=REGISTRY, create=True) as store:
         store.create("toggle", id="a")
         for n in range(4):
             store.send("a", "flip", text=str(n))
@@ -134,7 +135,7 @@ def test_named_consumers_keep_a_durable_cursor(store_url: str) -> None:
         mailer.ack(batch[1])
         mailer.ack(batch[0].position)  # older: ignored
         assert mailer.position == batch[1].position
-    with open_store(store_url, registry=REGISTRY) as store:
+    with opener(store_url, registry=REGISTRY) as store:
         mailer = store.consumer("mailer")
         assert [c.record.seq for c in mailer.changes()] == [3, 4]
         assert [c.record.seq for c in store.consumer("audit").changes()] == [1, 2, 3, 4]
@@ -171,12 +172,12 @@ def test_watch_returns_what_is_there_waits_for_more_and_times_out(store: Store) 
 
 
 @pytest.mark.postgres
-def test_a_reader_never_skips_a_position_that_commits_late() -> None:
+def test_a_reader_never_skips_a_position_that_commits_late(opener: Opener) -> None:
     """Writer A takes a change position, writer B takes a later one and commits first: a
     reader in position order, continuing from its last position, still gets both."""
     url = postgres_url()
     reset_postgres(url)
-    with open_store(url, registry=REGISTRY, create=True) as store:
+    with opener(url, registry=REGISTRY, create=True) as store:
         store.create("toggle", id="a")
         store.create("toggle", id="b")
         read: list[list[Change]] = []

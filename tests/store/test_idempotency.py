@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from lifecyclekit.store import IdempotencyConflict, Store, StoreError, open_store
+from lifecyclekit.store import IdempotencyConflict, Store, StoreError
+from tests.store.conftest import Opener
 from tests.store_machines import REGISTRY
 
 
@@ -65,11 +66,11 @@ def test_a_refused_send_does_not_use_up_its_key(store: Store) -> None:
     assert not store.send("t", "flip", text="x", idempotency_key="k").replayed
 
 
-def test_keys_are_kept_for_the_retention(store_url: str) -> None:
+def test_keys_are_kept_for_the_retention(opener: Opener, store_url: str) -> None:
     """Within the retention a key replays; past it the key is forgotten (expire_keys removes
     it, and reusing it applies the request again); None keeps keys for ever."""
     now = [datetime(2026, 1, 1, tzinfo=UTC)]
-    with open_store(
+    with opener(
         store_url, registry=REGISTRY, create=True, clock=lambda: now[0],
         key_retention=timedelta(hours=1),
     ) as store:  # fmt: skip
@@ -83,9 +84,7 @@ def test_keys_are_kept_for_the_retention(store_url: str) -> None:
         now[0] += timedelta(hours=2)  # expired again, not yet removed: overwritten on reuse
         assert not store.send("t", "flip", text="x", idempotency_key="k").replayed
         assert store.get("t").revision == 3
-    with open_store(
-        store_url, registry=REGISTRY, clock=lambda: now[0], key_retention=None
-    ) as store:
+    with opener(store_url, registry=REGISTRY, clock=lambda: now[0], key_retention=None) as store:
         now[0] += timedelta(days=365)
         assert store.send("t", "flip", text="x", idempotency_key="k").replayed
         assert store.expire_keys() == 0

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from lifecyclekit import Lifecycle, Registry, SnapshotError, State
 from lifecyclekit.store import open_store
 from tests.helpers import raw_sql
+from tests.store.conftest import Opener
 
 
 class TitleContext(BaseModel):
@@ -89,9 +90,9 @@ def _raw(url: str, instance_id: str) -> tuple[Any, ...]:
     return version, state, targets
 
 
-def test_reads_migrate_on_the_fly_and_write_nothing(old_rows: str) -> None:
+def test_reads_migrate_on_the_fly_and_write_nothing(opener: Opener, old_rows: str) -> None:
     """get/load/history return version 2 data; the row stays as it was."""
-    with open_store(old_rows, registry=V2) as store:
+    with opener(old_rows, registry=V2) as store:
         snap = store.get("d1")
         assert (snap.schema_version, snap.state, snap.context) == (2, "live", {"name": "Guide"})
         assert [(r.source, r.target, r.actor, r.reason) for r in store.history("d1")] == [
@@ -101,10 +102,10 @@ def test_reads_migrate_on_the_fly_and_write_nothing(old_rows: str) -> None:
     assert _raw(old_rows, "d1") == (1, "published", ["published"])
 
 
-def test_a_send_upgrades_the_whole_row_once(old_rows: str) -> None:
+def test_a_send_upgrades_the_whole_row_once(opener: Opener, old_rows: str) -> None:
     """The first write to an older row rewrites it and its history in the same
     transaction: the history stays one legal chain."""
-    with open_store(old_rows, registry=V2) as store:
+    with opener(old_rows, registry=V2) as store:
         result = store.send("d1", "archive", actor="bob")
         assert (result.state, [r.seq for r in result.records]) == ("archived", [2])
         assert [(r.seq, r.source, r.target) for r in store.history("d1")] == [
@@ -114,9 +115,9 @@ def test_a_send_upgrades_the_whole_row_once(old_rows: str) -> None:
     assert _raw(old_rows, "d1") == (2, "archived", ["live", "archived"])
 
 
-def test_migrate_rewrites_every_older_row(old_rows: str) -> None:
+def test_migrate_rewrites_every_older_row(opener: Opener, old_rows: str) -> None:
     """store.migrate() rewrites rows and histories; a second run finds nothing to do."""
-    with open_store(old_rows, registry=V2) as store:
+    with opener(old_rows, registry=V2) as store:
         done = store.migrate()
         assert (sorted(done), done.skipped) == (["d1", "d2"], [])
         assert list(store.migrate()) == []
@@ -124,7 +125,9 @@ def test_migrate_rewrites_every_older_row(old_rows: str) -> None:
     assert _raw(old_rows, "d2") == (2, "draft", [])
 
 
-def test_a_failing_migration_is_reported_and_the_others_go_on(old_rows: str) -> None:
+def test_a_failing_migration_is_reported_and_the_others_go_on(
+    opener: Opener, old_rows: str
+) -> None:
     """migrate() skips a row whose migration raises, naming it, and rewrites the rest."""
 
     def fragile(data: dict[str, Any]) -> dict[str, Any]:
@@ -136,7 +139,7 @@ def test_a_failing_migration_is_reported_and_the_others_go_on(old_rows: str) -> 
     class DocFragile(DocV2):
         migrations = {1: fragile}
 
-    with open_store(old_rows, registry=registry_of(DocFragile)) as store:
+    with opener(old_rows, registry=registry_of(DocFragile)) as store:
         done = store.migrate()
         assert list(done) == ["d1"]
         ((skipped_id, reason),) = [(s.id, s.reason) for s in done.skipped]
@@ -145,21 +148,23 @@ def test_a_failing_migration_is_reported_and_the_others_go_on(old_rows: str) -> 
         assert "cannot name notes" in reason
 
 
-def test_missing_steps_and_newer_rows_are_errors_naming_the_instance(old_rows: str) -> None:
+def test_missing_steps_and_newer_rows_are_errors_naming_the_instance(
+    opener: Opener, old_rows: str
+) -> None:
     """A version gap without a step, or a row newer than its class, is a SnapshotError."""
 
     class DocV3(DocV2):
         schema_version = 3
 
     with (
-        open_store(old_rows, registry=registry_of(DocV3)) as store,
+        opener(old_rows, registry=registry_of(DocV3)) as store,
         pytest.raises(SnapshotError, match=r"'d2' .* no step from 2"),
     ):
         store.get("d2")
-    with open_store(old_rows, registry=V2) as store:
+    with opener(old_rows, registry=V2) as store:
         store.migrate()
     with (
-        open_store(old_rows, registry=V1) as store,
+        opener(old_rows, registry=V1) as store,
         pytest.raises(SnapshotError, match="'d1' is at schema_version 2, newer than"),
     ):
         store.send("d1", "archive")

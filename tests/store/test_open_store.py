@@ -18,6 +18,7 @@ from lifecyclekit.store import (
     open_store,
 )
 from tests.helpers import postgres_url
+from tests.store.conftest import Opener
 from tests.store_machines import REGISTRY
 
 FORMS = "accepted forms: sqlite:///relative/path.db, sqlite:////absolute/path.db"
@@ -37,17 +38,19 @@ FORMS = "accepted forms: sqlite:///relative/path.db, sqlite:////absolute/path.db
         ("postgresql://u:p@h:notaport/db", "cannot be parsed"),
     ],
 )
-def test_bad_urls(url: str, pattern: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_urls(
+    opener: Opener, url: str, pattern: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Malformed URLs are StoreErrors listing the accepted forms; nothing is created."""
     monkeypatch.chdir(tmp_path)
     with pytest.raises(StoreError, match=pattern) as caught:
-        open_store(url)
+        opener(url)
     assert FORMS in str(caught.value)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_relative_absolute_and_escaped_paths(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    opener: Opener, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """sqlite:///relative.db is relative to the working directory, sqlite:////abs.db is
     absolute, and percent-escapes are decoded."""
@@ -58,7 +61,7 @@ def test_relative_absolute_and_escaped_paths(
         (f"sqlite:///{tmp_path}/abs.db", tmp_path / "abs.db"),
         ("sqlite:///sub%20dir/esc%3F.db", tmp_path / "sub dir" / "esc?.db"),
     ]:
-        with open_store(url, registry=REGISTRY) as store:
+        with opener(url, registry=REGISTRY) as store:
             store.create("toggle", id="t")
         assert path.is_file(), url
 
@@ -77,11 +80,11 @@ def test_sqlite_options(tmp_path: Path, level: str) -> None:
         assert connection.execute("PRAGMA busy_timeout").fetchone()[0] == 30000
 
 
-def test_memory_store() -> None:
+def test_memory_store(opener: Opener) -> None:
     """sqlite:///:memory: works for the store's lifetime, from any thread."""
     import threading
 
-    with open_store("sqlite:///:memory:", registry=REGISTRY) as store:
+    with opener("sqlite:///:memory:", registry=REGISTRY) as store:
         store.create("toggle", id="t")
         thread = threading.Thread(target=store.send, args=("t", "flip"), kwargs={"text": "x"})
         thread.start()
@@ -89,11 +92,11 @@ def test_memory_store() -> None:
         assert store.get("t").state == "on"
 
 
-def test_reads_of_a_missing_store_create_nothing(tmp_path: Path) -> None:
+def test_reads_of_a_missing_store_create_nothing(opener: Opener, tmp_path: Path) -> None:
     """Opening a missing file and reading from it is NoSuchStore; no file appears. A write
     that does not create (send, delete) is NoSuchStore too."""
     url = f"sqlite:///{tmp_path}/missing.db"
-    with open_store(url, registry=REGISTRY) as store:
+    with opener(url, registry=REGISTRY) as store:
         for read in (
             lambda: store.get("t"),
             lambda: store.load("t"),
@@ -113,10 +116,16 @@ def test_reads_of_a_missing_store_create_nothing(tmp_path: Path) -> None:
 
 READ_ONLY_SCRIPT = """
 import json, sys
-from lifecyclekit.store import StoreError, open_store
+from lifecyclekit.store import StoreError, open_async_store, open_store
+from tests.store.blocking import BlockingStore, Portal
 from tests.store_machines import REGISTRY
 out = {}
-with open_store(sys.argv[1], registry=REGISTRY) as store:
+portal = Portal() if sys.argv[2] == "async" else None
+if portal is None:
+    store = open_store(sys.argv[1], registry=REGISTRY)
+else:
+    store = BlockingStore(open_async_store(sys.argv[1], registry=REGISTRY), portal)
+with store:
     out["state"] = store.get("t").state
     out["history"] = [r.seq for r in store.history("t")]
     out["found"] = [s.id for s in store.find()]
@@ -124,12 +133,15 @@ with open_store(sys.argv[1], registry=REGISTRY) as store:
         store.send("t", "flip", text="no")
     except StoreError as exc:
         out["write"] = f"{type(exc).__name__}: {exc}"
+if portal is not None:
+    portal.close()
 print(json.dumps(out))
 """
 
 
+@pytest.mark.parametrize("flavour", ["sync", "async"])
 @pytest.mark.parametrize("what", ["file", "directory"])
-def test_a_read_only_store_opens_for_reading(tmp_path: Path, what: str) -> None:
+def test_a_read_only_store_opens_for_reading(tmp_path: Path, what: str, flavour: str) -> None:
     """A store whose file (or folder) cannot be written reads normally; a write is a
     StoreError saying the store is read-only. (Run in a process without root's power to
     ignore permissions.)"""
@@ -142,7 +154,7 @@ def test_a_read_only_store_opens_for_reading(tmp_path: Path, what: str) -> None:
     os.chmod(folder / "store.db", 0o444)
     if what == "directory":
         os.chmod(folder, 0o555)
-    command = [sys.executable, "-c", READ_ONLY_SCRIPT, url]
+    command = [sys.executable, "-c", READ_ONLY_SCRIPT, url, flavour]
     if os.geteuid() == 0:
         if shutil.which("setpriv") is None:
             pytest.skip("running as root without setpriv to drop the permission override")
@@ -162,7 +174,7 @@ def test_a_read_only_store_opens_for_reading(tmp_path: Path, what: str) -> None:
 
 
 @pytest.mark.postgres
-def test_postgres_errors_name_the_url_without_its_password() -> None:
+def test_postgres_errors_name_the_url_without_its_password(opener: Opener) -> None:
     """A wrong database is NoSuchStore, a wrong password or port a StoreError; neither
     message repeats the password."""
     from urllib.parse import urlsplit
@@ -177,7 +189,7 @@ def test_postgres_errors_name_the_url_without_its_password() -> None:
     ]
     for url, error, reason in cases:
         with pytest.raises(error, match=reason) as caught:
-            open_store(url, timeout=2)
+            opener(url, timeout=2)
         message = str(caught.value)
         assert "s3cr3t-pw" not in message
         assert f":{parts.password}@" not in message
@@ -185,8 +197,10 @@ def test_postgres_errors_name_the_url_without_its_password() -> None:
     assert not isinstance(caught.value, NoSuchStore)
 
 
-def test_postgres_without_psycopg_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_postgres_without_psycopg_says_how_to_install(
+    opener: Opener, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Without psycopg the error names the extra."""
     monkeypatch.setitem(sys.modules, "psycopg", None)
     with pytest.raises(ImportError, match=r"pip install 'lifecyclekit\[postgres\]'"):
-        open_store("postgresql://nobody@127.0.0.1/none")
+        opener("postgresql://nobody@127.0.0.1/none")

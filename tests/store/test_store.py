@@ -6,8 +6,17 @@ import pytest
 from statemachine.exceptions import TransitionNotAllowed
 
 from lifecyclekit import PayloadError, SnapshotError, TransitionRejected
-from lifecyclekit.store import SCHEMA_VERSION, Store, StoreError, UnknownInstance, open_store
+from lifecyclekit.store import (
+    SCHEMA_VERSION,
+    AfterCommitError,
+    Change,
+    Store,
+    StoreError,
+    UnknownInstance,
+    open_store,
+)
 from tests.helpers import raw_sql
+from tests.store.conftest import Opener
 from tests.store_machines import REGISTRY
 
 
@@ -113,9 +122,9 @@ def test_corrupt_row_names_the_id_and_others_stay_readable(store: Store, store_u
     assert store.get("good").state == "off"
 
 
-def test_newer_schema_is_refused(store_url: str) -> None:
+def test_newer_schema_is_refused(opener: Opener, store_url: str) -> None:
     """A store written by a newer schema fails clearly when opened."""
-    with open_store(store_url, registry=REGISTRY) as store:
+    with opener(store_url, registry=REGISTRY) as store:
         store.create("toggle", id="t")
     raw_sql(
         store_url,
@@ -123,13 +132,34 @@ def test_newer_schema_is_refused(store_url: str) -> None:
         (str(SCHEMA_VERSION + 1),),
     )
     with pytest.raises(StoreError, match="written by a newer lifecyclekit"):
-        open_store(store_url, registry=REGISTRY)
+        opener(store_url, registry=REGISTRY)
 
 
-def test_reopening_keeps_everything(store_url: str) -> None:
+def test_reopening_keeps_everything(opener: Opener, store_url: str) -> None:
     """Data survives closing and reopening the store."""
-    with open_store(store_url, registry=REGISTRY) as store:
+    with opener(store_url, registry=REGISTRY) as store:
         store.create("toggle", id="t")
         store.send("t", "flip", text="x")
-    with open_store(store_url, registry=REGISTRY) as store:
+    with opener(store_url, registry=REGISTRY) as store:
         assert store.get("t").state == "on"
+
+
+def test_a_synchronous_store_refuses_what_it_cannot_await(store_url: str) -> None:
+    """An asynchronous command is refused with a message naming it and the asynchronous
+    store, and writes nothing; an asynchronous on_commit callback is an AfterCommitError
+    saying why (the send itself committed). No coroutine is left un-awaited."""
+    with open_store(store_url, registry=REGISTRY, create=True) as store:
+        store.create("later-toggle", id="t")
+        with pytest.raises(StoreError, match="'flip_later' on 't' is asynchronous") as caught:
+            store.send("t", "flip_later", text="x")
+        assert "open_async_store()" in str(caught.value)
+        assert (store.get("t").revision, store.changes()) == (0, [])
+
+        async def notify(change: Change) -> None:  # pragma: no cover - never awaited
+            pass
+
+        store.on_commit(notify)
+        with pytest.raises(AfterCommitError, match="committed, but 1") as failed:
+            store.send("t", "flip", text="x")
+        assert "notify is asynchronous" in str(failed.value.__cause__)
+        assert store.get("t").revision == 1

@@ -12,6 +12,7 @@ import pytest
 from lifecyclekit import PayloadError, SnapshotError, UnknownLifecycle
 from lifecyclekit.store import Store, StoreError, open_store
 from tests.helpers import raw_sql
+from tests.store.conftest import Opener
 from tests.store_machines import REGISTRY, LoudToggle, StrayToggle, Toggle
 
 # -- the class that stored it ----------------------------------------------------------------
@@ -45,11 +46,11 @@ def test_an_unregistered_class_is_refused_with_how_to_register_it(store: Store) 
 # -- context data never collides with the API ------------------------------------------------
 
 
-def test_context_fields_called_id_or_name(tmp_path: Path) -> None:
+def test_context_fields_called_id_or_name(opener: Opener, tmp_path: Path) -> None:
     """A work's context field ``id`` and a job's ``name`` go in context= (or as keywords
     other than id), distinct from the instance id."""
     work_id = uuid.uuid4()
-    with open_store(f"sqlite:///{tmp_path}/s.db") as store:
+    with opener(f"sqlite:///{tmp_path}/s.db") as store:
         store.create("one-time-work", id="upload", context={"worker": "W", "id": str(work_id)})
         assert store.load("upload").context.id == work_id
         store.create("dataflow-job", id="j", name="clickstream")
@@ -59,10 +60,10 @@ def test_context_fields_called_id_or_name(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "internal", ["start_value", "model", "state_field", "listeners", "clock", "context"]
 )
-def test_no_data_reaches_the_constructor(tmp_path: Path, internal: str) -> None:
+def test_no_data_reaches_the_constructor(opener: Opener, tmp_path: Path, internal: str) -> None:
     """Constructor internals given as data are unknown context fields: refused, nothing
     stored; no data can pick the starting state."""
-    with open_store(f"sqlite:///{tmp_path}/s.db", create=True) as store:
+    with opener(f"sqlite:///{tmp_path}/s.db", create=True) as store:
         data: dict[str, Any] = {"worker": "W", internal: "SUCCEEDED"}
         with pytest.raises(PayloadError, match=f"{internal}: unknown context field"):
             store.create("one-time-work", id="w", context=data)
@@ -157,11 +158,11 @@ def test_a_garbage_history_row_names_the_instance(store: Store, store_url: str) 
         store.history("t")
 
 
-def test_find_reports_and_skips_unreadable_rows(tmp_path: Path) -> None:
+def test_find_reports_and_skips_unreadable_rows(opener: Opener, tmp_path: Path) -> None:
     """A row find cannot read is reported in .skipped; the others are listed (SQLite, whose
     columns take any value)."""
     url = f"sqlite:///{tmp_path}/s.db"
-    with open_store(url, registry=REGISTRY, create=True) as store:
+    with opener(url, registry=REGISTRY, create=True) as store:
         for name in ("a", "b", "c"):
             store.create("toggle", id=name)
         raw_sql(url, "UPDATE lk_instances SET updated_at = 'yesterday' WHERE id = 'b'")
@@ -171,22 +172,22 @@ def test_find_reports_and_skips_unreadable_rows(tmp_path: Path) -> None:
         assert sorted(s.id for s in found.skipped) == ["b", "c"]
 
 
-def test_garbage_metadata_is_a_store_error(store_url: str) -> None:
-    with open_store(store_url, registry=REGISTRY, create=True):
+def test_garbage_metadata_is_a_store_error(opener: Opener, store_url: str) -> None:
+    with opener(store_url, registry=REGISTRY, create=True):
         pass
     raw_sql(store_url, "UPDATE lk_meta SET value = 'two' WHERE key = 'schema_version'")
     with pytest.raises(StoreError, match="unreadable metadata: schema_version = 'two'"):
-        open_store(store_url, registry=REGISTRY)
+        opener(store_url, registry=REGISTRY)
 
 
 @pytest.mark.parametrize("content", [b"this is not a database, just text\n" * 200, b"\x00" * 4096])
-def test_a_file_that_is_not_a_database(tmp_path: Path, content: bytes) -> None:
+def test_a_file_that_is_not_a_database(opener: Opener, tmp_path: Path, content: bytes) -> None:
     """Opening a non-database file says so, naming the URL."""
     path = tmp_path / "notes.db"
     path.write_bytes(content)
     url = f"sqlite:///{path}"
     with pytest.raises(StoreError, match=f"{url} is not a lifecyclekit store, or is damaged"):
-        with open_store(url) as store:
+        with opener(url) as store:
             store.find()
     assert path.read_bytes() == content
 

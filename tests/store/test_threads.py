@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Iterator
 
 import pytest
 
@@ -12,6 +13,15 @@ from lifecyclekit.store import Store, UnitOfWork, open_store
 from tests.store_machines import REGISTRY
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    """The synchronous store only: these tests share it between threads (the asynchronous
+    store's tasks share one in test_async_store.py)."""
+    with open_store(store_url, registry=REGISTRY, create=True) as opened:
+        yield opened
+
 
 THREADS = 8
 SENDS = 200

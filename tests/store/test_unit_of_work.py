@@ -14,9 +14,9 @@ from lifecyclekit.store import (
     UnitOfWork,
     UnknownInstance,
     WriteConflict,
-    open_store,
 )
 from tests.helpers import raw_sql
+from tests.store.conftest import Opener
 from tests.store_machines import REGISTRY, StrayToggle, Toggle
 
 LEDGER = Extension(
@@ -116,7 +116,7 @@ def test_a_lost_compare_and_set_raises_write_conflict_in_one_attempt(store: Stor
 
 
 @pytest.mark.postgres
-def test_run_re_runs_after_a_concurrent_writer_and_commits_once() -> None:
+def test_run_re_runs_after_a_concurrent_writer_and_commits_once(opener: Opener) -> None:
     """On PostgreSQL another connection commits between load and save: the unit of work is
     re-run from the start, and its after-commit callback runs once."""
     from tests.helpers import postgres_url, reset_postgres
@@ -125,7 +125,7 @@ def test_run_re_runs_after_a_concurrent_writer_and_commits_once() -> None:
     reset_postgres(url)
     attempts: list[int] = []
     committed: list[str] = []
-    with open_store(url, registry=REGISTRY, create=True) as store:
+    with opener(url, registry=REGISTRY, create=True) as store:
         store.create("toggle", id="a")
 
         def operation(uow: UnitOfWork) -> None:
@@ -142,9 +142,9 @@ def test_run_re_runs_after_a_concurrent_writer_and_commits_once() -> None:
         assert store.get("a").revision == 1
 
 
-def test_exhausted_retries_say_how_many_attempts(store_url: str) -> None:
+def test_exhausted_retries_say_how_many_attempts(opener: Opener, store_url: str) -> None:
     """WriteConflict after the policy's attempts names the number."""
-    with open_store(
+    with opener(
         store_url, registry=REGISTRY, create=True, retry=RetryPolicy(attempts=3, base=0)
     ) as store:
         store.create("toggle", id="a")
@@ -195,10 +195,10 @@ def test_add_refuses_duplicates_and_unregistered_classes(store: Store) -> None:
 # -- extensions ------------------------------------------------------------------------------
 
 
-def test_extensions_are_created_once_and_upgraded(store_url: str) -> None:
+def test_extensions_are_created_once_and_upgraded(opener: Opener, store_url: str) -> None:
     """A declared extension's tables exist; a later version runs its upgrade steps once; an
     older declaration than the stored one is refused."""
-    with open_store(store_url, registry=REGISTRY, extensions=[LEDGER]) as store:
+    with opener(store_url, registry=REGISTRY, extensions=[LEDGER]) as store:
         store.run(
             lambda uow: uow.extension(LEDGER).execute("INSERT INTO lk_ledger VALUES ('a', 1)")
         )
@@ -209,25 +209,25 @@ def test_extensions_are_created_once_and_upgraded(store_url: str) -> None:
         upgrades={2: ("ALTER TABLE lk_ledger ADD COLUMN note TEXT",)},
     )
     for _ in range(2):  # the second open finds version 2 and runs nothing
-        with open_store(store_url, registry=REGISTRY, extensions=[v2]) as store:
+        with opener(store_url, registry=REGISTRY, extensions=[v2]) as store:
             rows = store.run(
                 lambda uow: uow.extension(v2).query("SELECT name, total, note FROM lk_ledger")
             )
             assert rows == [("a", 1, None)]
     with (
-        open_store(store_url, registry=REGISTRY) as store,
+        opener(store_url, registry=REGISTRY) as store,
         pytest.raises(StoreError, match="'ledger' .* is at version 2, newer than this code's 1"),
     ):
         store.extension(LEDGER)
 
 
-def test_a_missing_upgrade_step_is_refused(store_url: str) -> None:
+def test_a_missing_upgrade_step_is_refused(opener: Opener, store_url: str) -> None:
     """Going from 1 to 3 without a step to 2 names the missing step."""
-    with open_store(store_url, registry=REGISTRY, extensions=[LEDGER]):
+    with opener(store_url, registry=REGISTRY, extensions=[LEDGER]):
         pass
     v3 = Extension("ledger", 3, LEDGER.statements, upgrades={3: ()})
     with (
-        open_store(store_url, registry=REGISTRY) as store,
+        opener(store_url, registry=REGISTRY) as store,
         pytest.raises(StoreError, match="declares no upgrade to 2"),
     ):
         store.extension(v3)
@@ -271,10 +271,10 @@ def test_an_undeclared_extension_is_refused_in_a_unit_of_work(store: Store) -> N
         store.run(lambda uow: uow.extension(LEDGER))
 
 
-def test_threads_declaring_an_extension_at_once(store_url: str) -> None:
+def test_threads_declaring_an_extension_at_once(opener: Opener, store_url: str) -> None:
     """8 threads of one store declaring the same extension on a fresh database all succeed,
     and the tables are made once."""
-    with open_store(store_url, registry=REGISTRY) as store:
+    with opener(store_url, registry=REGISTRY) as store:
         errors: list[BaseException] = []
 
         def declare() -> None:

@@ -57,6 +57,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from lifecyclekit.errors import (
@@ -72,7 +73,9 @@ from lifecyclekit.errors import (
 from lifecyclekit.lifecycle import Clock
 from lifecyclekit.registry import Registry
 from lifecyclekit.store import _core as core
-from lifecyclekit.store._backend import Backend, BackendError
+from lifecyclekit.store._astore import AsyncStore
+from lifecyclekit.store._auow import AsyncConsumer, AsyncExtensionSQL, AsyncUnitOfWork, Watch
+from lifecyclekit.store._backend import AsyncBackend, Backend, BackendError
 from lifecyclekit.store._core import SCHEMA_VERSION, RetryPolicy
 from lifecyclekit.store._model import (
     Change,
@@ -93,6 +96,10 @@ __all__ = [
     "DEFAULT_URL",
     "SCHEMA_VERSION",
     "AfterCommitError",
+    "AsyncConsumer",
+    "AsyncExtensionSQL",
+    "AsyncStore",
+    "AsyncUnitOfWork",
     "Change",
     "ConnectionLost",
     "Consumer",
@@ -110,8 +117,10 @@ __all__ = [
     "StoreError",
     "UnitOfWork",
     "UnknownInstance",
+    "Watch",
     "WriteConflict",
     "display_url",
+    "open_async_store",
     "open_store",
 ]
 
@@ -177,33 +186,19 @@ def open_store(
         ConnectionLost: the server cannot be reached.
         MissingDependency: PostgreSQL without ``lifecyclekit[postgres]`` installed.
     """
-    if not isinstance(url, str):
-        msg = f"open_store() takes a URL string like {DEFAULT_URL!r}, not {type(url).__name__}."
-        raise StoreError(msg)
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - validates the port
-    except ValueError as exc:
-        raise _refuse(url, f"cannot be parsed ({exc})") from None
-    options = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+    target = _target("open_store", url)
     backend: Backend
-    if parts.scheme == "sqlite":
-        backend = _sqlite(url, parts.netloc, parts.path, options)
-    elif parts.scheme in ("postgresql", "postgres"):
+    if target[0] == "sqlite":
+        backend = target[1]
+    else:
         from lifecyclekit.store.postgres import PostgresBackend
 
         try:
             backend = PostgresBackend(
-                display_url(url),
-                url,
-                secrets=[unquote(parts.password)] if parts.password else [],
-                pool_size=pool_size,
-                timeout=timeout,
+                target[1], target[2], secrets=target[3], pool_size=pool_size, timeout=timeout
             )
         except BackendError as exc:
             raise core.public_error(exc, display_url(url), "open the store") from None
-    else:
-        raise _refuse(url, "has an unknown scheme")
     store = Store(
         backend,
         registry=registry,
@@ -219,6 +214,79 @@ def open_store(
             store.close()
             raise
     return store
+
+
+def open_async_store(
+    url: str = DEFAULT_URL,
+    *,
+    registry: Registry | None = None,
+    clock: Clock | None = None,
+    retry: RetryPolicy | None = None,
+    key_retention: timedelta | None = timedelta(days=7),
+    extensions: Sequence[Extension] = (),
+    create: bool = False,
+    pool_size: int = 10,
+    timeout: float = 10.0,
+) -> AsyncStore:
+    """The store at ``url`` for asyncio code, with the options and semantics of
+    :func:`open_store`; ``await`` it, or use ``async with``, to connect::
+
+        async with open_async_store("postgresql://app@db/jobs") as store:
+            result = await store.send("orders", "observe", "JOB_STATE_RUNNING")
+
+    PostgreSQL runs on psycopg's ``AsyncConnection`` and ``AsyncConnectionPool``; SQLite on
+    the embedded back-end in worker threads (see :mod:`lifecyclekit.store.sqlite`).
+
+    Raises:
+        StoreError: a malformed URL or option (at once); when connecting, as
+            :func:`open_store`.
+        MissingDependency: PostgreSQL without ``lifecyclekit[postgres]`` installed.
+    """
+    target = _target("open_async_store", url)
+    backend: AsyncBackend
+    if target[0] == "sqlite":
+        from lifecyclekit.store.sqlite import AsyncSQLiteBackend
+
+        backend = AsyncSQLiteBackend(target[1])
+    else:
+        from lifecyclekit.store.postgres import AsyncPostgresBackend
+
+        backend = AsyncPostgresBackend(
+            target[1], target[2], secrets=target[3], pool_size=pool_size, timeout=timeout
+        )
+    return AsyncStore(
+        backend,
+        registry=registry,
+        clock=clock,
+        retry=retry,
+        key_retention=key_retention,
+        extensions=extensions,
+        create=create,
+    )
+
+
+def _target(function: str, url: str) -> tuple[Any, ...]:
+    """What ``url`` names: ``("sqlite", backend)``, or ``("postgresql", shown url,
+    conninfo, secrets)``.
+
+    Raises:
+        StoreError: a malformed URL or option.
+    """
+    if not isinstance(url, str):
+        msg = f"{function}() takes a URL string like {DEFAULT_URL!r}, not {type(url).__name__}."
+        raise StoreError(msg)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - validates the port
+    except ValueError as exc:
+        raise _refuse(url, f"cannot be parsed ({exc})") from None
+    options = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+    if parts.scheme == "sqlite":
+        return ("sqlite", _sqlite(url, parts.netloc, parts.path, options))
+    if parts.scheme in ("postgresql", "postgres"):
+        secrets = [unquote(parts.password)] if parts.password else []
+        return ("postgresql", display_url(url), url, secrets)
+    raise _refuse(url, "has an unknown scheme")
 
 
 def _sqlite(url: str, netloc: str, path: str, options: dict[str, str]) -> Backend:

@@ -3,21 +3,35 @@
 The shape of httpx's Client over a Transport: :class:`~lifecyclekit.store.Store` holds every
 rule (send, idempotency, the change feed, retries), a :class:`Backend` opens transactions,
 runs SQL written with ``?`` placeholders, supplies the few SQL fragments that differ between
-databases, and translates its driver's errors into :class:`BackendError` kinds. A back-end
-imports only this module and :mod:`lifecyclekit.errors`.
+databases, and translates its driver's errors into :class:`BackendError` kinds. An
+:class:`AsyncBackend` does the same for :class:`~lifecyclekit.store.AsyncStore`, awaiting
+instead of blocking. A back-end imports only this module and :mod:`lifecyclekit.errors`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from lifecyclekit.errors import StoreError
 
-__all__ = ["Backend", "BackendError", "Kind", "Rows", "Transaction"]
+__all__ = [
+    "AsyncBackend",
+    "AsyncListener",
+    "AsyncTransaction",
+    "Backend",
+    "BackendError",
+    "Kind",
+    "Rows",
+    "Transaction",
+    "uninterrupted",
+]
+
+T = TypeVar("T")
 
 
 class Kind(enum.Enum):
@@ -126,3 +140,102 @@ class Backend(Protocol):
     def close(self) -> None:
         """Close every connection."""
         ...
+
+
+# -- asynchronous ----------------------------------------------------------------------------
+
+
+class AsyncTransaction(Protocol):
+    """One open database transaction of an asynchronous back-end."""
+
+    @property
+    def committed(self) -> bool:
+        """Whether its COMMIT succeeded (even when the awaiting task was cancelled
+        meanwhile)."""
+        ...
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:
+        """Run one statement written with ``?`` placeholders.
+
+        Raises:
+            BackendError: classified driver errors.
+        """
+        ...
+
+
+class AsyncListener(Protocol):
+    """Wakes a reader of the change feed when something may have been committed."""
+
+    async def wait(self, timeout: float) -> None:
+        """Return after a commit that added changes (or may have), or after ``timeout``
+        seconds."""
+        ...
+
+
+class AsyncBackend(Protocol):
+    """A database the asynchronous store runs on (SQLite, PostgreSQL).
+
+    A transaction that is cancelled is rolled back; one whose COMMIT has started commits or
+    fails to the end before the cancellation goes on (:func:`uninterrupted`), so a cancelled
+    operation never leaves half of itself behind and the store knows whether it committed.
+    """
+
+    url: str
+    dialect: str
+    schema: Sequence[str]
+    change_position: str
+    change_prelude: str | None
+    memory: bool
+    """A private in-memory database (its tables are created when the store opens)."""
+
+    async def open(self) -> None:
+        """Connect (a wrong host or database fails here, with its reason)."""
+        ...
+
+    def transaction(
+        self, *, write: bool, schema: bool = False
+    ) -> AbstractAsyncContextManager[AsyncTransaction]:
+        """As :meth:`Backend.transaction`."""
+        ...
+
+    def context_filter(self, field: str, value: Any) -> tuple[str, tuple[Any, ...]]:
+        """As :meth:`Backend.context_filter`."""
+        ...
+
+    async def change_fence(self, after: int) -> int | None:
+        """As :meth:`Backend.change_fence`."""
+        ...
+
+    def listen(self) -> AbstractAsyncContextManager[AsyncListener]:
+        """A listener for commits, ready before the block starts (so that a commit made
+        between a read of the feed and the next wait still wakes the reader)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close every connection."""
+        ...
+
+
+async def uninterrupted(awaitable: Awaitable[T]) -> T:
+    """Await ``awaitable`` to its end even if the awaiting task is cancelled meanwhile (a
+    COMMIT, a ROLLBACK, giving a connection back: work that must not be cut in half), then
+    raise the cancellation; its own error is then dropped, as the task is being cancelled."""
+    task = asyncio.ensure_future(awaitable)
+    interrupted = False
+    while True:
+        try:
+            await asyncio.shield(task)
+            break
+        except asyncio.CancelledError:
+            if task.done():  # finished meanwhile, or itself cancelled (a loop shutting down)
+                if not task.cancelled():
+                    task.exception()  # retrieved: the cancellation wins
+                raise
+            interrupted = True
+        except BaseException:
+            if not interrupted:
+                raise
+            break
+    if interrupted:
+        raise asyncio.CancelledError
+    return task.result()

@@ -1,17 +1,18 @@
 """The store's rules, written once and free of I/O: ``send`` (load, fire, compare-and-set,
-history, idempotency), saving a unit of work's instances, listings, the change feed, the
-retry decision, the public errors and after-commit callbacks.
+history, idempotency), saving a unit of work's instances, the retry decisions, the public
+errors and after-commit callbacks.
 
-Each operation is a step (see :mod:`lifecyclekit.store._model`): a generator yielding the
-statements to run and receiving their rows. The synchronous store drives them with
-:func:`~lifecyclekit.store._model.drive`; an asynchronous store awaits the same statements,
-so neither copies the logic.
+Each transaction's work is a step (see :mod:`lifecyclekit.store._model`): a generator
+yielding the statements to run and receiving their rows. The synchronous store drives them
+with :func:`~lifecyclekit.store._model.drive`, the asynchronous store awaits the same
+statements, so neither copies the logic.
 """
 
 from __future__ import annotations
 
+import inspect
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,12 +26,14 @@ from lifecyclekit.errors import (
     OutcomeUnknown,
     StoreError,
     UnknownInstance,
+    WriteConflict,
 )
 from lifecyclekit.lifecycle import Clock, Lifecycle
 from lifecyclekit.registry import Registry
 from lifecyclekit.snapshot import Snapshot, TransitionRecord
 from lifecyclekit.store._backend import BackendError, Kind
 from lifecyclekit.store._model import (
+    Await,
     Change,
     SendResult,
     Statement,
@@ -50,7 +53,7 @@ from lifecyclekit.store._rows import (
     restore,
 )
 
-__all__ = ["SCHEMA_VERSION", "RetryPolicy", "send"]
+__all__ = ["LOST", "SCHEMA_VERSION", "Attempts", "Effects", "RetryPolicy", "send"]
 
 SCHEMA_VERSION = 2
 """The version of the store's own tables (``lk_meta.schema_version``)."""
@@ -85,6 +88,59 @@ class RetryPolicy:
     def delay(self, attempt: int) -> float:
         """Seconds to pause after failed try number ``attempt`` (from 1)."""
         return random.uniform(0, min(self.cap, self.base * 2 ** min(attempt, 30)))
+
+
+LOST: Any = object()
+"""What a transaction's work returns when another writer won the row (a lost
+compare-and-set): the driver rolls back and re-runs it."""
+
+_LOST_RACE = "another writer changed it each time"
+
+
+class Attempts:
+    """The retry loop's decisions, for a driver that runs the transactions and pauses.
+
+    Iterate for the try numbers; report each failed try with :meth:`lost` or
+    :meth:`failed` (which raises the public error when a re-run would not be safe); pause
+    :meth:`pause` seconds; raise :meth:`exhausted` after the last try.
+
+    Args:
+        policy: the store's retry policy.
+        what: the operation, for messages (``"send 'flip' to 't'"``).
+        url: the store's URL as shown in messages.
+        keyed: an idempotency key makes a commit of unknown outcome safe to re-run.
+    """
+
+    def __init__(self, policy: RetryPolicy, what: str, url: str, *, keyed: bool = False) -> None:
+        self.policy = policy
+        self.what = what
+        self.url = url
+        self.keyed = keyed
+        self.reason = _LOST_RACE
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(1, self.policy.attempts + 1))
+
+    def lost(self) -> None:
+        """Try ``attempt`` lost a race (a compare-and-set, or a WriteConflict)."""
+        self.reason = _LOST_RACE
+
+    def failed(self, exc: BackendError, attempt: int) -> None:
+        """Try ``attempt`` failed in the database: raises the public error unless a re-run
+        is safe."""
+        if not retryable(exc.kind, attempt, keyed=self.keyed):
+            raise public_error(exc, self.url, self.what) from None
+        if exc.kind in (Kind.CONNECTION_LOST, Kind.OUTCOME_UNKNOWN):
+            self.reason = f"the connection kept failing ({exc.detail})"
+
+    def pause(self, attempt: int) -> float:
+        """Seconds to wait before the try after ``attempt`` (0 after the last)."""
+        return self.policy.delay(attempt) if attempt < self.policy.attempts else 0.0
+
+    def exhausted(self) -> WriteConflict:
+        tries = self.policy.attempts
+        msg = f"Gave up trying to {self.what} after {tries} attempts: {self.reason}."
+        return WriteConflict(msg)
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -150,6 +206,16 @@ def load(instance_id: str, *, full_history: bool = False) -> Step[Loaded]:
     return parse_loaded(instance_id, row, history)
 
 
+def history(
+    instance_id: str, after: int, limit: int | None
+) -> Step[tuple[Loaded, list[TransitionRecord]]]:
+    """The row (for its lifecycle and schema version) and a window of its history, in one
+    transaction so that they agree."""
+    loaded = yield from load(instance_id)
+    records = yield from read_records(instance_id, after, limit)
+    return loaded, records
+
+
 # -- writing ---------------------------------------------------------------------------------
 
 
@@ -185,6 +251,29 @@ def insert_instance(
         yield from add_changes(
             instance_id, snap.machine, list(snap.history), dialect, effects, instance
         )
+
+
+def exists(url: str, instance_id: str) -> StoreError:
+    return StoreError(f"A stored instance with id {instance_id!r} already exists in {url}.")
+
+
+def create(
+    instance_id: str,
+    instance: Lifecycle,
+    snap: Snapshot,
+    now: int,
+    dialect: Any,
+    url: str,
+    effects: Effects,
+) -> Step[Snapshot]:
+    """Insert a new instance; an existing id is a StoreError saying so (never re-run)."""
+    try:
+        yield from insert_instance(instance_id, instance, snap, now, dialect, effects)
+    except BackendError as exc:
+        if exc.kind is Kind.DUPLICATE:
+            raise exists(url, instance_id) from None
+        raise
+    return snap
 
 
 def add_changes(
@@ -280,7 +369,35 @@ def delete(instance_id: str) -> Step[bool]:
     yield Statement("DELETE FROM lk_history WHERE instance_id = ?", (instance_id,))
     yield Statement("DELETE FROM lk_keys WHERE instance_id = ?", (instance_id,))
     rows = yield Statement("DELETE FROM lk_instances WHERE id = ?", (instance_id,))
-    return rows.rowcount == 1
+    return bool(rows.rowcount == 1)
+
+
+def remove(instance_id: str) -> Step[None]:
+    """:func:`delete`, with an unknown id an error."""
+    if not (yield from delete(instance_id)):
+        raise unknown(instance_id)
+
+
+def expire_keys(cutoff: int) -> Step[int]:
+    """Forget idempotency keys created before ``cutoff``; how many."""
+    rows = yield Statement("DELETE FROM lk_keys WHERE created_at < ?", (cutoff,))
+    return int(rows.rowcount)
+
+
+def migrate_one(
+    instance_id: str,
+    registry: Registry,
+    clock: Clock | None,
+    now: int,
+    dialect: Any,
+    effects: Effects,
+) -> Step[Any]:
+    """Rewrite one row and its history at its lifecycle's current schema version (True), or
+    :data:`LOST` when another writer changed it meanwhile."""
+    loaded = yield from load(instance_id, full_history=True)
+    instance = restore(registry, loaded, clock)
+    saved = yield from save(loaded, instance, [], now, dialect, effects, rewrite_history=True)
+    return LOST if saved is None else True
 
 
 # -- send ------------------------------------------------------------------------------------
@@ -298,6 +415,17 @@ class SendRequest:
     actor: str | None = None
     reason: str | None = None
     metadata: Mapping[str, Any] | None = None
+
+
+def fire(
+    instance: Lifecycle, name: str, args: tuple[Any, ...], data: dict[str, Any], where: str
+) -> Step[Any]:
+    """Fire the event (or run the command) ``name``; when it returns an awaitable (an
+    asynchronous command), the driver awaits it before the instance is saved."""
+    outcome = instance.call(name, *args, **data)
+    if inspect.isawaitable(outcome):
+        outcome = yield Await(outcome, f"{name!r} on {where!r}")
+    return outcome
 
 
 def replay_of(request: SendRequest, row: Sequence[Any], now: int, retention: int) -> Any:
@@ -331,8 +459,9 @@ def send(
     retention: int,
     dialect: Any,
     effects: Effects,
-) -> Step[SendResult | None]:
-    """One attempt of ``send``: the result, or None when another writer won the row.
+) -> Step[Any]:
+    """One attempt of ``send``: its :class:`SendResult`, or :data:`LOST` when another
+    writer won the row.
 
     Reads the row, its last record and the key in one round trip; fires the event on an
     instance rebuilt without its history; writes the row, the new records, their changes and
@@ -348,21 +477,21 @@ def send(
     if request.key is not None:
         replay = replay_of(request, row, now, retention)
         if replay is not None:
-            return replay  # type: ignore[no-any-return]
+            return replay
     loaded = parse_loaded(request.id, row, _last_record(request.id, row))
     cls = lifecycle_class(registry, loaded)
     outdated = loaded.schema_version != cls.schema_version
     if outdated:  # upgrade the whole row once, in this transaction
         loaded.history = yield from read_records(request.id)
     instance = restore(registry, loaded, clock)
-    instance.call(request.name, *request.args, **request.data)
+    yield from fire(instance, request.name, request.args, request.data, request.id)
     added = [r for r in instance.history if r.seq > loaded.revision]
     records = annotate(added, request.actor, request.reason, request.metadata)
     changes = yield from save(
         loaded, instance, records, now, dialect, effects, rewrite_history=outdated
     )
     if changes is None:
-        return None
+        return LOST
     snap = instance.snapshot()
     result = SendResult(
         id=request.id, machine=snap.machine, state=snap.state, revision=snap.revision,
@@ -383,6 +512,9 @@ def send(
 
 
 # -- failures, retries and after-commit callbacks --------------------------------------------
+
+EXPIRE_EVERY = 1000
+"""A store forgets expired idempotency keys by itself once every so many keyed sends."""
 
 DUPLICATE_RETRIES = 3
 """Attempts that treat a unique-key violation as a lost race before reporting it."""
@@ -430,37 +562,79 @@ def public_error(exc: BackendError, url: str, what: str) -> StoreError:
     return StoreError(f"Cannot {what}: {reason}.")
 
 
+def unit_of_work_error(exc: BackendError, url: str) -> StoreError:
+    """The public error of a database failure in a one-attempt unit of work."""
+    if exc.kind is Kind.CONFLICT:
+        msg = f"A unit of work on {url} lost to another writer: {exc.detail}"
+        return WriteConflict(msg)
+    return public_error(exc, url, "run a unit of work")
+
+
+def commit_calls(
+    effects: Effects, callbacks: Sequence[Callable[[Change], object]]
+) -> Iterator[tuple[Callable[..., object], tuple[Any, ...]]]:
+    """The after-commit calls of a committed transaction, in order: for each committed
+    record its instance's ``after_commit`` then ``callbacks``; then the unit of work's own
+    callbacks."""
+    for instance, committed in effects.committed:
+        for change in committed:
+            if instance is not None:
+                yield instance.after_commit, (change.record,)
+            for callback in callbacks:
+                yield callback, (change,)
+    for function in effects.callbacks:
+        yield function, ()
+
+
+def not_awaited(function: Callable[..., object], outcome: object) -> StoreError:
+    """The failure of an asynchronous after-commit callback in a synchronous store (its
+    awaitable is closed)."""
+    close = getattr(outcome, "close", None)
+    if callable(close):
+        close()
+    name = getattr(function, "__qualname__", repr(function))
+    msg = (
+        f"after-commit callback {name} is asynchronous; a synchronous store cannot await it. "
+        "Use open_async_store(), or make the callback a plain function."
+    )
+    return StoreError(msg)
+
+
+def after_commit_failure(
+    failures: Sequence[BaseException], result: object, what: str
+) -> AfterCommitError | None:
+    """The error reporting failed after-commit callbacks (the first is its cause), or None."""
+    if not failures:
+        return None
+    msg = (
+        f"{what} committed, but {len(failures)} after-commit callback(s) failed; "
+        f"the first: {failures[0]!r}"
+    )
+    error = AfterCommitError(msg, result)
+    error.__cause__ = failures[0]
+    return error
+
+
 def after_commit(
     effects: Effects,
     callbacks: Sequence[Callable[[Change], object]],
     result: object,
     what: str,
 ) -> None:
-    """Call, for each committed record, its instance's ``after_commit`` then ``callbacks``;
-    then the unit of work's own callbacks. All run even when one raises.
+    """Make every call of :func:`commit_calls`, all of them even when one raises.
 
     Raises:
         AfterCommitError: some raised (the first is its cause); it carries ``result``.
     """
     failures: list[BaseException] = []
-
-    def call(function: Callable[..., object], *args: Any) -> None:
+    for function, args in commit_calls(effects, callbacks):
         try:
-            function(*args)
+            outcome = function(*args)
         except Exception as exc:
             failures.append(exc)
-
-    for instance, committed in effects.committed:
-        for change in committed:
-            if instance is not None:
-                call(instance.after_commit, change.record)
-            for callback in callbacks:
-                call(callback, change)
-    for function in effects.callbacks:
-        call(function)
-    if failures:
-        msg = (
-            f"{what} committed, but {len(failures)} after-commit callback(s) failed; "
-            f"the first: {failures[0]!r}"
-        )
-        raise AfterCommitError(msg, result) from failures[0]
+        else:
+            if inspect.isawaitable(outcome):
+                failures.append(not_awaited(function, outcome))
+    error = after_commit_failure(failures, result, what)
+    if error is not None:
+        raise error

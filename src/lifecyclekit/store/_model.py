@@ -1,9 +1,11 @@
 """What flows in and out of the store: statements and steps, results, values, checks.
 
 A *step* is a generator that yields :class:`Statement` objects and receives their
-:class:`~lifecyclekit.store._backend.Rows`, then returns its result; :func:`drive` runs one
-with a synchronous ``execute`` (an asynchronous driver awaits each statement instead).
-Nothing here does I/O.
+:class:`~lifecyclekit.store._backend.Rows` (a database error is thrown into it where the
+statement was yielded), then returns its result; :func:`drive` runs one with a synchronous
+``execute`` (the asynchronous store awaits each statement instead). A step that needs the
+result of an awaitable (an asynchronous command of a lifecycle) yields :class:`Await`: the
+asynchronous store awaits it, the synchronous one refuses it. Nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -22,9 +24,10 @@ from pydantic_core import to_jsonable_python
 from lifecyclekit.errors import PayloadError, StoreError
 from lifecyclekit.lifecycle import Clock, Lifecycle
 from lifecyclekit.snapshot import TransitionRecord
-from lifecyclekit.store._backend import Rows
+from lifecyclekit.store._backend import BackendError, Rows
 
 __all__ = [
+    "Await",
     "Change",
     "InstanceSummary",
     "Page",
@@ -32,12 +35,14 @@ __all__ = [
     "Skipped",
     "Statement",
     "Step",
+    "adrive",
     "drive",
 ]
 
 T = TypeVar("T")
-Step = Generator["Statement", Rows, T]
-"""A store operation without I/O: yields statements, receives their rows, returns T."""
+Step = Generator["Statement | Await", Any, T]
+"""A store operation without I/O: yields statements (receiving their rows) or awaitables
+(receiving their results), returns T."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_ID_LENGTH = 255
 
@@ -50,12 +55,66 @@ class Statement:
     params: tuple[Any, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Await:
+    """An awaitable whose result a step needs (what an asynchronous command returned)."""
+
+    awaitable: Awaitable[Any]
+    what: str
+    """What returned it, for messages (``"'flip_later' on 't'"``)."""
+
+
+def cannot_await(instruction: Await) -> StoreError:
+    """The refusal of a synchronous store asked to await ``instruction`` (which is closed,
+    so no "never awaited" warning follows)."""
+    close = getattr(instruction.awaitable, "close", None)
+    if callable(close):
+        close()
+    msg = (
+        f"{instruction.what} is asynchronous (it returned an awaitable), and a synchronous "
+        "store cannot await it; nothing was written. Use open_async_store() and await its "
+        "send()."
+    )
+    return StoreError(msg)
+
+
 def drive(execute: Callable[[str, Sequence[Any]], Rows], step: Step[T]) -> T:
-    """Run ``step`` to the end with a synchronous ``execute``; its return value."""
+    """Run ``step`` to the end with a synchronous ``execute``; its return value.
+
+    A :class:`~lifecyclekit.store._backend.BackendError` of a statement is thrown into the
+    step (which may turn it into another error); an :class:`Await` is refused there.
+    """
     try:
-        statement = next(step)
+        instruction = next(step)
         while True:
-            statement = step.send(execute(statement.sql, statement.params))
+            if isinstance(instruction, Await):
+                instruction = step.throw(cannot_await(instruction))
+                continue
+            try:
+                rows = execute(instruction.sql, instruction.params)
+            except BackendError as exc:
+                instruction = step.throw(exc)
+            else:
+                instruction = step.send(rows)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+async def adrive(execute: Callable[[str, Sequence[Any]], Awaitable[Rows]], step: Step[T]) -> T:
+    """Run ``step`` to the end with an asynchronous ``execute``, awaiting each statement and
+    each :class:`Await`; an error of either is thrown into the step where it was yielded."""
+    try:
+        instruction = next(step)
+        while True:
+            try:
+                if isinstance(instruction, Await):
+                    value = await instruction.awaitable
+                else:
+                    value = await execute(instruction.sql, instruction.params)
+            except Exception as exc:
+                instruction = step.throw(exc)
+            else:
+                instruction = step.send(value)
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]
 

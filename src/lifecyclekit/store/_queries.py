@@ -1,5 +1,5 @@
-"""Listings: ``find`` by keyset pages on indexes, ``count``, and the change feed in position
-order. Read-only steps, no I/O."""
+"""Listings: ``find`` by keyset pages on indexes, ``count``, the change feed in position
+order, consumers' cursors, the rows a migration rewrites. Steps, no I/O."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from lifecyclekit.store._model import (
     shown,
 )
 
-__all__ = ["changes", "count", "find"]
+__all__ = ["ack", "changes", "consumer_position", "count", "find", "machines", "outdated"]
 
 
 def filters(
@@ -128,3 +128,60 @@ def changes(after: int, fence: int | None, limit: int) -> Step[Page[Change]]:
             skipped.append(Skipped(str(instance_id), f"unreadable change {position}: {exc}"))
     last = rows.rows[-1][0] if rows.rows else None
     return Page(found, next=last, skipped=skipped)
+
+
+# -- consumers -------------------------------------------------------------------------------
+
+
+def check_consumer(name: Any) -> str:
+    """A valid consumer name, or a StoreError saying what names may be."""
+    if not isinstance(name, str) or not name or len(name) > 200:
+        msg = f"A consumer name is a str of 1-200 characters, not {shown(name)}."
+        raise StoreError(msg)
+    return name
+
+
+def check_ack(position: Any) -> int:
+    """The position an ack takes (a Change's, or an int >= 0)."""
+    value = position.position if isinstance(position, Change) else position
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        msg = f"ack() takes a Change or a position >= 0, not {shown(position)}."
+        raise StoreError(msg)
+    return value
+
+
+def consumer_position(name: str) -> Step[int]:
+    """The last position consumer ``name`` acknowledged (0 before its first ack)."""
+    rows = yield Statement("SELECT position FROM lk_consumers WHERE name = ?", (name,))
+    return int(rows.rows[0][0]) if rows.rows else 0
+
+
+def ack(name: str, position: int, now: int) -> Step[None]:
+    """Move consumer ``name``'s cursor to ``position`` (never backwards)."""
+    yield Statement(
+        "INSERT INTO lk_consumers (name, position, updated_at) VALUES (?, ?, ?)"
+        " ON CONFLICT (name) DO UPDATE SET position = excluded.position,"
+        " updated_at = excluded.updated_at"
+        " WHERE lk_consumers.position < excluded.position",
+        (name, position, now),
+    )
+
+
+# -- what a migration rewrites ---------------------------------------------------------------
+
+
+def machines() -> Step[list[str]]:
+    """The lifecycle names that have stored rows."""
+    rows = yield Statement("SELECT DISTINCT machine FROM lk_instances")
+    return sorted(str(m) for (m,) in rows.rows)
+
+
+def outdated(machine: str, version: int, after: str, batch: int) -> Step[list[str]]:
+    """Up to ``batch`` ids of ``machine`` rows below schema ``version``, in id order after
+    ``after``."""
+    rows = yield Statement(
+        "SELECT id FROM lk_instances WHERE machine = ? AND schema_version < ?"
+        " AND id > ? ORDER BY id LIMIT ?",
+        (machine, version, after, batch),
+    )
+    return [str(i) for (i,) in rows.rows]

@@ -132,6 +132,19 @@ def snapshot_of(registry: Registry, loaded: Loaded) -> tuple[type[Lifecycle], Sn
         raise corrupt(loaded.id, exc) from None
 
 
+def drivable(instance: Lifecycle) -> Lifecycle:
+    """``instance``: the one check every instance the store builds or is given passes
+    (create, add, and every row it restores).
+
+    Every lifecycle is drivable: an async lifecycle (``async def`` guards or callbacks)
+    runs to completion in the synchronous store called from sync code, and the
+    asynchronous store awaits its events (see ``Lifecycle.is_async``). Created inside a
+    running event loop, its initial state's entry actions have not run when it is stored,
+    and a restored row never runs them.
+    """
+    return instance
+
+
 def restore(registry: Registry, loaded: Loaded, clock: Clock | None) -> Lifecycle:
     """The live instance, always of the exact class that created it.
 
@@ -140,9 +153,10 @@ def restore(registry: Registry, loaded: Loaded, clock: Clock | None) -> Lifecycl
     """
     cls, snap = snapshot_of(registry, loaded)
     try:
-        return cls.restore(snap, clock=clock)
+        instance = cls.restore(snap, clock=clock)
     except SnapshotError as exc:
         raise corrupt(loaded.id, exc) from None
+    return drivable(instance)
 
 
 def migrated_history(

@@ -16,7 +16,18 @@ from lifecyclekit.errors import StoreError
 from lifecyclekit.store._core import SCHEMA_VERSION
 from lifecyclekit.store._model import Statement, Step, shown
 
-__all__ = ["Extension", "check_scope", "check_version", "create_extension", "create_store"]
+__all__ = [
+    "Extension",
+    "check_scope",
+    "check_version",
+    "create_extension",
+    "create_store",
+    "execute",
+    "pending",
+    "probe",
+    "query",
+    "setup",
+]
 
 _STORE_TABLES = frozenset(
     {"meta", "instances", "history", "keys", "changes", "consumers", "extensions"}
@@ -117,6 +128,27 @@ def check_version(rows: Sequence[tuple[Any, ...]], url: str) -> None:
 META_SQL = "SELECT value FROM lk_meta WHERE key = 'schema_version'"
 
 
+def probe(url: str) -> Step[bool]:
+    """Whether the store's tables exist (a newer or unreadable schema is an error)."""
+    rows = yield Statement(META_SQL)
+    check_version(rows.rows, url)
+    return bool(rows.rows)
+
+
+def query(name: str, sql: str, params: Sequence[Any]) -> Step[list[tuple[Any, ...]]]:
+    """The rows of extension ``name``'s statement (refused if it names another table)."""
+    check_scope(name, sql)
+    rows = yield Statement(sql, tuple(params))
+    return list(rows.rows)
+
+
+def execute(name: str, sql: str, params: Sequence[Any]) -> Step[int]:
+    """Run extension ``name``'s write; the number of rows it changed."""
+    check_scope(name, sql)
+    rows = yield Statement(sql, tuple(params))
+    return int(rows.rowcount)
+
+
 def create_store(ddl: Sequence[str], url: str) -> Step[None]:
     """Create the store's tables (``ddl[0]`` is ``lk_meta``) unless they exist."""
     yield Statement(ddl[0])
@@ -165,3 +197,32 @@ def create_extension(ext: Extension, url: str) -> Step[None]:
         yield Statement(
             "UPDATE lk_extensions SET version = ? WHERE name = ?", (ext.version, ext.name)
         )
+
+
+def pending(extensions: Sequence[Extension], known: Mapping[str, Extension]) -> list[Extension]:
+    """The ``extensions`` a store that has set up ``known`` still has to create.
+
+    Raises:
+        StoreError: one is declared at two versions.
+    """
+    todo = [e for e in extensions if known.get(e.name) != e]
+    for ext in todo:
+        other = known.get(ext.name)
+        if other is not None:
+            msg = (
+                f"Extension {ext.name!r} is declared twice, at versions {other.version} "
+                f"and {ext.version}."
+            )
+            raise StoreError(msg)
+    return todo
+
+
+def setup(
+    ddl: Sequence[str], ready: bool, extensions: Sequence[Extension], url: str
+) -> Step[None]:
+    """In one schema transaction: the store's tables (unless ``ready``), then each of
+    ``extensions``."""
+    if not ready:
+        yield from create_store(ddl, url)
+    for ext in extensions:
+        yield from create_extension(ext, url)

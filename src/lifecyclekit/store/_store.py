@@ -1,16 +1,16 @@
-"""The synchronous store: :class:`Store`, the driver of the store's steps.
+"""The synchronous store: :class:`Store`, a driver of the store's operations.
 
-It opens transactions on a back-end, runs the steps of :mod:`lifecyclekit.store._core` in
-them, re-runs them under the one :class:`RetryPolicy`, translates database failures into the
-public errors, and calls after-commit callbacks once the commit has happened. The rules
-themselves live in the I/O-free modules, so an asynchronous store reuses them.
+It fulfils the requests of the operations in :mod:`lifecyclekit.store._ops` with blocking
+calls: it opens transactions on a back-end, runs their steps, re-runs them under the one
+:class:`RetryPolicy` (pausing with ``time.sleep``), and calls after-commit callbacks once the
+commit has happened. The rules live in the I/O-free modules, which the asynchronous store
+drives too.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
@@ -18,38 +18,17 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from lifecyclekit.errors import (
-    SnapshotError,
-    StoreError,
-    UnknownInstance,
-    UnknownLifecycle,
-    WriteConflict,
-)
+from lifecyclekit.errors import StoreError, WriteConflict
 from lifecyclekit.lifecycle import Clock, Lifecycle
 from lifecyclekit.registry import Registry
-from lifecyclekit.registry import registry as default_registry
 from lifecyclekit.snapshot import Snapshot, TransitionRecord
 from lifecyclekit.store import _core as core
-from lifecyclekit.store import _queries as queries
+from lifecyclekit.store import _ops as ops
 from lifecyclekit.store import _schema as schema
 from lifecyclekit.store._backend import Backend, BackendError, Kind
-from lifecyclekit.store._core import Effects, RetryPolicy, SendRequest
-from lifecyclekit.store._model import (
-    Change,
-    InstanceSummary,
-    Page,
-    SendResult,
-    Skipped,
-    check_audit,
-    check_count,
-    check_id,
-    context_of,
-    drive,
-    now_micros,
-    payload_of,
-    shown,
-)
-from lifecyclekit.store._rows import Loaded, migrated_history, restore
+from lifecyclekit.store._core import LOST, Effects, RetryPolicy
+from lifecyclekit.store._model import Change, InstanceSummary, Page, SendResult, drive
+from lifecyclekit.store._ops import Fence, Operation, StoreBase, Transact, Work
 from lifecyclekit.store._schema import Extension
 from lifecyclekit.store._uow import Consumer, ExtensionSQL, UnitOfWork
 
@@ -57,13 +36,9 @@ __all__ = ["Consumer", "Extension", "ExtensionSQL", "Store", "UnitOfWork"]
 
 T = TypeVar("T")
 Execute = Callable[[str, Sequence[Any]], Any]
-OnCommit = Callable[[Change], object]
 
 
-# -- the store -------------------------------------------------------------------------------
-
-
-class Store:
+class Store(StoreBase):
     """Durable lifecycles on a back-end: create, send, read, list, feed, coordinate.
 
     Safe to share between threads. Obtain one with :func:`lifecyclekit.store.open_store`.
@@ -77,6 +52,8 @@ class Store:
         extensions: extension tables to create with the store.
     """
 
+    _backend: Backend
+
     def __init__(
         self,
         backend: Backend,
@@ -87,39 +64,49 @@ class Store:
         key_retention: timedelta | None = timedelta(days=7),
         extensions: Sequence[Extension] = (),
     ) -> None:
-        self._backend = backend
-        self.url = backend.url
-        self.registry = registry if registry is not None else default_registry
-        self.clock = clock
-        self.retry = retry or RetryPolicy()
-        self.key_retention = key_retention
-        self._retention = -1 if key_retention is None else int(key_retention.total_seconds() * 1e6)
-        self._callbacks: list[OnCommit] = []
-        self._keyed = 0
-        self._extensions: dict[str, Extension] = {}
+        super().__init__(
+            backend, registry=registry, clock=clock, retry=retry, key_retention=key_retention
+        )
         self._local = threading.local()
         self._setup_lock = threading.Lock()
+        memory = getattr(backend, "memory", False)
         try:
-            self._ready = self._check() if not getattr(backend, "memory", False) else False
-            if extensions or getattr(backend, "memory", False):
-                self._setup(extensions)
+            self._ready = self._check() if not memory else False
+            if extensions or memory:
+                self._setup(tuple(extensions))
         except BaseException:
             backend.close()  # a store that failed to open leaks no connection
             raise
 
-    # -- transactions and errors -------------------------------------------------------------
+    # -- the driver --------------------------------------------------------------------------
 
-    def _now(self) -> int:
-        return now_micros(self.clock)
+    def _perform(self, operation: Operation[T]) -> T:
+        """Run ``operation``, fulfilling each of its requests."""
+        try:
+            request = next(operation)
+            while True:
+                try:
+                    if isinstance(request, Transact):
+                        value = self._attempt(
+                            request.what, request.write, _driving(request.step),
+                            keyed=request.keyed,
+                        )  # fmt: skip
+                    elif isinstance(request, Fence):
+                        value = self._fence(request.after)
+                    else:
+                        self._setup(request.extensions)
+                        value = None
+                except Exception as exc:
+                    request = operation.throw(exc)
+                else:
+                    request = operation.send(value)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
 
     @contextmanager
     def _transaction(self, *, write: bool, schema: bool = False) -> Iterator[Execute]:
         if getattr(self._local, "active", False):
-            msg = (
-                "A store operation was called inside a unit of work of the same store (in "
-                "the same thread); use the unit of work's own load/save/add/remove."
-            )
-            raise StoreError(msg)
+            raise StoreError(ops.INSIDE.format(where="thread"))
         self._local.active = True
         try:
             with self._backend.transaction(write=write, schema=schema) as tx:
@@ -127,96 +114,64 @@ class Store:
         finally:
             self._local.active = False
 
-    def _public(self, exc: BackendError, what: str) -> StoreError:
-        """The public error for a database failure during ``what``."""
-        return core.public_error(exc, self.url, what)
-
     def _attempt(
-        self, what: str, write: bool, body: Callable[[Execute, Effects], T], *, key: bool = False
+        self, what: str, write: bool, body: Callable[[Execute, Effects], T], *, keyed: bool = False
     ) -> T:
-        """Run ``body`` in a transaction under the retry policy, then the after-commit
-        callbacks of the attempt that committed. ``body`` returns ``_LOST`` (or raises
-        WriteConflict) when another writer won. With ``key`` (an idempotency key) an unknown
-        commit outcome is retried too: the replay says what happened."""
-        policy = self.retry
-        reason = "another writer changed it each time"
-        for attempt in range(1, policy.attempts + 1):
+        """``body(execute, effects)`` in a transaction under the retry policy, then the
+        after-commit callbacks of the attempt that committed. ``body`` returning LOST, or
+        raising WriteConflict, means another writer won."""
+        tries = core.Attempts(self.retry, what, self.url, keyed=keyed)
+        for attempt in tries:
             effects = Effects()
             try:
                 with self._transaction(write=write) as execute:
                     result = body(execute, effects)
-                    if result is _LOST:
+                    if result is LOST:
                         raise _Lost
             except (_Lost, WriteConflict):
-                reason = "another writer changed it each time"
+                tries.lost()
             except BackendError as exc:
-                if not core.retryable(exc.kind, attempt, keyed=key):
-                    raise self._public(exc, what) from None
-                if exc.kind in (Kind.CONNECTION_LOST, Kind.OUTCOME_UNKNOWN):
-                    reason = f"the connection kept failing ({exc.detail})"
+                tries.failed(exc, attempt)
             else:
-                self._after_commit(effects, result, what)
+                core.after_commit(effects, self._callbacks, result, what)
                 return result
-            if attempt < policy.attempts:
-                time.sleep(policy.delay(attempt))
-        msg = f"Gave up trying to {what} after {policy.attempts} attempts: {reason}."
-        raise WriteConflict(msg)
+            time.sleep(tries.pause(attempt))
+        raise tries.exhausted()
 
-    def _read(self, what: str, body: Callable[[Execute], T]) -> T:
-        """One read-only transaction (retried only on conflicts and lost connections)."""
-        return self._attempt(what, False, lambda execute, _: body(execute))
-
-    def _write(self, what: str, body: Callable[[Execute], T]) -> T:
-        """One write transaction on the existing tables (it never creates the store)."""
-        return self._attempt(what, True, lambda execute, _: body(execute))
-
-    def _after_commit(self, effects: Effects, result: object, what: str) -> None:
-        core.after_commit(effects, self._callbacks, result, what)
-
-    # -- schema ------------------------------------------------------------------------------
+    def _fence(self, after: int) -> int | None:
+        try:
+            return self._backend.change_fence(after)
+        except BackendError as exc:
+            raise self._public(exc, "read the change feed") from None
 
     def _check(self) -> bool:
         """Whether the store's tables exist (a newer or unreadable schema is an error)."""
         try:
             with self._transaction(write=False) as execute:
-                rows = execute("SELECT value FROM lk_meta WHERE key = 'schema_version'", ()).rows
+                return drive(execute, schema.probe(self.url))
         except BackendError as exc:
             if exc.kind is Kind.NO_STORE:
                 return False
             raise self._public(exc, "open the store") from None
-        schema.check_version(rows, self.url)
-        return bool(rows)
-
-    def _ensure(self) -> None:
-        if not self._ready:
-            self._setup(())
 
     def _setup(self, extensions: Sequence[Extension]) -> None:
         """Create the store's tables (once) and ``extensions``' (each once), serialised with
         every other process doing the same."""
-        todo = [e for e in extensions if self._extensions.get(e.name) != e]
-        for ext in todo:
-            other = self._extensions.get(ext.name)
-            if other is not None:
-                msg = (
-                    f"Extension {ext.name!r} is declared twice, at versions {other.version} "
-                    f"and {ext.version}."
-                )
-                raise StoreError(msg)
-        if self._ready and not todo:
+        todo = self._to_set_up(extensions)
+        if todo is None:
             return
         with self._setup_lock:
             try:
                 with self._transaction(write=True, schema=True) as execute:
-                    if not self._ready:
-                        drive(execute, schema.create_store(self._backend.schema, self.url))
-                    for ext in todo:
-                        drive(execute, schema.create_extension(ext, self.url))
+                    drive(execute, schema.setup(self._backend.schema, self._ready, todo, self.url))
             except BackendError as exc:
-                raise self._public(exc, "create the store's tables") from None
-            self._ready = True
-            for ext in todo:
-                self._extensions[ext.name] = ext
+                raise self._public(exc, ops.SETUP) from None
+            self._set_up(todo)
+
+    def _ensure(self) -> None:
+        self._perform(ops.ensure())
+
+    # -- instances ---------------------------------------------------------------------------
 
     def extension(self, extension: Extension) -> Extension:
         """Declare (and on first use create or upgrade) an extension's tables.
@@ -226,39 +181,7 @@ class Store:
         Raises:
             StoreError: the stored tables are newer, or an upgrade step is missing.
         """
-        self._setup((extension,))
-        return extension
-
-    # -- instances ---------------------------------------------------------------------------
-
-    def _registered(self, cls: type[Lifecycle]) -> str:
-        """The registry name of ``cls``, which must resolve to exactly ``cls``."""
-        key = cls.machine_key()
-        try:
-            found = self.registry.get(key)
-        except UnknownLifecycle:
-            found = None
-        if found is cls:
-            return key
-        base = f" ({key!r} is {found.__qualname__})" if found is not None else ""
-        hint = (
-            f"{cls.__qualname__} is not registered{base}: decorate it with "
-            f"@registry.register('your-name') so the store can reload it as "
-            f"{cls.__qualname__}, never as another class."
-        )
-        raise UnknownLifecycle(cls.__qualname__, self.registry.names(), hint=hint)
-
-    def _lifecycle(self, lifecycle: str | type[Lifecycle]) -> type[Lifecycle]:
-        if isinstance(lifecycle, str):
-            return self.registry.get(lifecycle)
-        if isinstance(lifecycle, type) and issubclass(lifecycle, Lifecycle):
-            self._registered(lifecycle)
-            return lifecycle
-        msg = f"create() takes a registered lifecycle name or class, not {shown(lifecycle)}."
-        raise StoreError(msg)
-
-    def _exists(self, id: str) -> StoreError:
-        return StoreError(f"A stored instance with id {id!r} already exists in {self.url}.")
+        return self._perform(ops.extension(extension))
 
     def create(
         self,
@@ -286,25 +209,7 @@ class Store:
             PayloadError: the context does not validate.
             StoreError: the id is invalid or exists.
         """
-        cls = self._lifecycle(lifecycle)
-        instance_id = check_id(id) if id is not None else uuid.uuid4().hex
-        instance = cls(clock=self.clock, context=context_of(cls, context, fields))
-        snap = instance.snapshot()
-
-        def body(execute: Execute, effects: Effects) -> Snapshot:
-            drive(
-                execute,
-                core.insert_instance(
-                    instance_id, instance, snap, self._now(), self._backend, effects
-                ),
-            )
-            return snap
-
-        self._ensure()
-        try:
-            return self._attempt(f"create {instance_id!r}", True, _duplicates(body))
-        except _Duplicate:
-            raise self._exists(instance_id) from None
+        return self._perform(ops.create(self, lifecycle, id, context, fields))
 
     def get(self, id: str, *, history: bool = True) -> Snapshot:
         """The stored snapshot; with ``history=False`` only its last record (enough to
@@ -314,16 +219,12 @@ class Store:
             UnknownInstance: no such id.
             SnapshotError: the row cannot be restored (other rows stay readable).
         """
-        return self.load(id, history=history).snapshot()
+        return self._perform(ops.get(self, id, history))
 
     def load(self, id: str, *, clock: Clock | None = None, history: bool = True) -> Lifecycle:
         """A live instance (of the exact class that created it); its later event calls do
         not persist by themselves: use :meth:`send`, or a unit of work."""
-        check_id(id)
-        loaded = self._read(
-            f"read {id!r}", lambda execute: drive(execute, core.load(id, full_history=history))
-        )
-        return restore(self.registry, loaded, clock or self.clock)
+        return self._perform(ops.load(self, id, clock, history))
 
     def history(
         self, id: str, *, after: int = 0, limit: int | None = None
@@ -333,17 +234,7 @@ class Store:
         Raises:
             UnknownInstance: no such id.
         """
-        check_id(id)
-        check_count("after", after, allow_zero=True)
-        if limit is not None:
-            check_count("limit", limit)
-
-        def body(execute: Execute) -> tuple[Loaded, list[TransitionRecord]]:
-            loaded = drive(execute, core.load(id))
-            return loaded, drive(execute, core.read_records(id, after, limit))
-
-        loaded, records = self._read(f"read the history of {id!r}", body)
-        return migrated_history(self.registry, loaded, records)
+        return self._perform(ops.history(self, id, after, limit))
 
     def send(
         self,
@@ -385,46 +276,17 @@ class Store:
             WriteConflict: the retry policy was exhausted (the message says how often).
             ConnectionLost: the database cannot be reached; OutcomeUnknown when the
                 connection broke during the commit.
+            StoreError: ``name`` is an asynchronous command (use the asynchronous store).
         """
-        check_id(id)
-        check_audit(actor, reason, metadata, idempotency_key)
-        request = SendRequest(
-            id, name, args, payload_of(data, fields), idempotency_key, actor, reason, metadata
-        )
-
-        def body(execute: Execute, effects: Effects) -> Any:
-            result = drive(
-                execute,
-                core.send(
-                    request, self.registry, self.clock, self._now(), self._retention,
-                    self._backend, effects,
-                ),
-            )  # fmt: skip
-            return _LOST if result is None else result
-
-        result: SendResult = self._attempt(
-            f"send {name!r} to {id!r}", True, body, key=idempotency_key is not None
-        )
-        if idempotency_key is not None:
-            self._keyed += 1
-            if self._keyed % _EXPIRE_EVERY == 0:
-                self.expire_keys()
-        return result
+        return self._perform(
+            ops.send(self, id, name, args, data, fields, idempotency_key, actor, reason,
+                     metadata)
+        )  # fmt: skip
 
     def expire_keys(self) -> int:
         """Forget idempotency keys older than the retention (the store does it by itself
         every 1,000 keyed sends); returns how many were removed."""
-        if self._retention < 0:
-            return 0
-        cutoff = self._now() - self._retention
-        return int(
-            self._write(
-                "expire idempotency keys",
-                lambda execute: (
-                    execute("DELETE FROM lk_keys WHERE created_at < ?", (cutoff,)).rowcount
-                ),
-            )
-        )
+        return self._perform(ops.expire_keys(self))
 
     def delete(self, id: str) -> None:
         """Remove an instance, its history and its idempotency keys.
@@ -432,9 +294,7 @@ class Store:
         Raises:
             UnknownInstance: no such id.
         """
-        check_id(id)
-        if not self._write(f"delete {id!r}", lambda execute: drive(execute, core.delete(id))):
-            raise core.unknown(id)
+        self._perform(ops.delete(self, id))
 
     def find(
         self,
@@ -458,9 +318,7 @@ class Store:
             A list with ``.next`` (the next page's cursor) and ``.skipped`` (rows that could
             not be read: reported, not fatal).
         """
-        check_count("limit", limit)
-        step = queries.find(self._backend, name, state, where, limit, after)
-        return self._read("list instances", lambda execute: drive(execute, step))
+        return self._perform(ops.find(self, name, state, where, limit, after))
 
     def count(
         self,
@@ -470,8 +328,7 @@ class Store:
         where: Mapping[str, Any] | None = None,
     ) -> int:
         """How many stored instances match (as :meth:`find` filters)."""
-        step = queries.count(self._backend, name, state, where)
-        return self._read("count instances", lambda execute: drive(execute, step))
+        return self._perform(ops.count(self, name, state, where))
 
     # -- coordinators ------------------------------------------------------------------------
 
@@ -488,13 +345,10 @@ class Store:
         effects = Effects()
         try:
             with self._transaction(write=write) as execute:
-                yield UnitOfWork(self, execute, effects, write)
+                yield UnitOfWork(execute, Work(self, effects, write))
         except BackendError as exc:
-            if exc.kind is Kind.CONFLICT:
-                msg = f"A unit of work on {self.url} lost to another writer: {exc.detail}"
-                raise WriteConflict(msg) from None
-            raise self._public(exc, "run a unit of work") from None
-        self._after_commit(effects, None, "a unit of work")
+            raise core.unit_of_work_error(exc, self.url) from None
+        core.after_commit(effects, self._callbacks, None, "a unit of work")
 
     def run(self, operation: Callable[[UnitOfWork], T], *, write: bool = True) -> T:
         """``operation(uow)`` in one transaction, re-run from the start under the store's
@@ -511,18 +365,12 @@ class Store:
             self._ensure()
 
         def body(execute: Execute, effects: Effects) -> T:
-            return operation(UnitOfWork(self, execute, effects, write))
+            return operation(UnitOfWork(execute, Work(self, effects, write)))
 
         name = getattr(operation, "__qualname__", "a unit of work")
         return self._attempt(f"run {name}", write, body)
 
-    # -- effects and the change feed ---------------------------------------------------------
-
-    def on_commit(self, callback: OnCommit) -> OnCommit:
-        """Call ``callback(change)`` for every record this store object commits, after the
-        commit (whatever the lifecycle). Usable as a decorator; returns ``callback``."""
-        self._callbacks.append(callback)
-        return callback
+    # -- the change feed ---------------------------------------------------------------------
 
     def changes(self, after: int = 0, limit: int = 100) -> Page[Change]:
         """Committed changes with a position above ``after``, in position order.
@@ -531,14 +379,7 @@ class Store:
         misses one, even when writers commit out of position order. ``page.next`` is the
         position to continue after.
         """
-        check_count("after", after, allow_zero=True)
-        check_count("limit", limit)
-        try:
-            fence = self._backend.change_fence(after)
-        except BackendError as exc:
-            raise self._public(exc, "read the change feed") from None
-        step = queries.changes(after, fence, limit)
-        return self._read("read the change feed", lambda execute: drive(execute, step))
+        return self._perform(ops.changes(after, limit))
 
     def watch(
         self, after: int = 0, *, timeout: float | None = None, limit: int = 100
@@ -578,54 +419,7 @@ class Store:
         Returns:
             The ids rewritten, with ``.skipped``.
         """
-        check_count("batch", batch)
-        sql = "SELECT DISTINCT machine FROM lk_instances"
-        machines = self._read("list lifecycles", lambda execute: execute(sql, ()).rows)
-        done: list[str] = []
-        skipped: list[Skipped] = []
-        for machine in sorted(m for (m,) in machines if name is None or m == name):
-            try:
-                cls = self.registry.get(machine)
-            except UnknownLifecycle:
-                continue
-            last = ""
-            while True:
-                rows = self._read(
-                    f"list {machine} rows to migrate",
-                    lambda execute, m=machine, v=cls.schema_version, a=last: (
-                        execute(  # type: ignore[misc]
-                            "SELECT id FROM lk_instances WHERE machine = ? AND schema_version < ?"
-                            " AND id > ? ORDER BY id LIMIT ?",
-                            (m, v, a, batch),
-                        ).rows
-                    ),
-                )
-                for (instance_id,) in rows:
-                    try:
-                        self._attempt(
-                            f"migrate {instance_id!r}", True, self._migrate_one(instance_id)
-                        )
-                    except (SnapshotError, UnknownInstance) as exc:
-                        skipped.append(Skipped(instance_id, str(exc)))
-                    else:
-                        done.append(instance_id)
-                if len(rows) < batch:
-                    break
-                last = rows[-1][0]
-        return Page(done, skipped=skipped)
-
-    def _migrate_one(self, instance_id: str) -> Callable[[Execute, Effects], Any]:
-        def body(execute: Execute, effects: Effects) -> Any:
-            loaded = drive(execute, core.load(instance_id, full_history=True))
-            instance = restore(self.registry, loaded, self.clock)
-            saved = drive(
-                execute,
-                core.save(loaded, instance, [], self._now(), self._backend, effects,
-                          rewrite_history=True),
-            )  # fmt: skip
-            return _LOST if saved is None else True
-
-        return body
+        return self._perform(ops.migrate(self, name, batch))
 
     # -- lifetime ----------------------------------------------------------------------------
 
@@ -639,9 +433,6 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __repr__(self) -> str:
-        return f"<Store {self.url}>"
-
 
 # -- helpers ---------------------------------------------------------------------------------
 
@@ -650,21 +441,6 @@ class _Lost(Exception):
     """Another writer won the row (a lost compare-and-set)."""
 
 
-_LOST: Any = object()
-_EXPIRE_EVERY = 1000
-
-
-class _Duplicate(Exception):
-    pass
-
-
-def _duplicates(body: Callable[[Execute, Effects], T]) -> Callable[[Execute, Effects], T]:
-    def wrapped(execute: Execute, effects: Effects) -> T:
-        try:
-            return body(execute, effects)
-        except BackendError as exc:
-            if exc.kind is Kind.DUPLICATE:
-                raise _Duplicate from None
-            raise
-
-    return wrapped
+def _driving(step: Callable[[Effects], Any]) -> Callable[[Execute, Effects], Any]:
+    """The body of a transaction that drives ``step(effects)``."""
+    return lambda execute, effects: drive(execute, step(effects))

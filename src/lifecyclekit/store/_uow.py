@@ -1,18 +1,19 @@
-"""The unit of work coordinators use, extension SQL, and named consumers of the feed."""
+"""The unit of work coordinators use, extension SQL, and named consumers of the feed
+(synchronous; their rules are :class:`~lifecyclekit.store._ops.Work` and the operations of
+:mod:`lifecyclekit.store._ops`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from lifecyclekit.errors import StoreError, WriteConflict
 from lifecyclekit.lifecycle import Clock, Lifecycle
-from lifecyclekit.store import _core as core
-from lifecyclekit.store._backend import BackendError, Kind
-from lifecyclekit.store._core import Effects
-from lifecyclekit.store._model import Change, Page, Step, check_id, drive, shown
-from lifecyclekit.store._rows import Loaded, restore
-from lifecyclekit.store._schema import Extension, check_scope
+from lifecyclekit.store import _ops as ops
+from lifecyclekit.store import _queries as queries
+from lifecyclekit.store import _schema as schema
+from lifecyclekit.store._model import Change, Page, Step, drive
+from lifecyclekit.store._ops import Work
+from lifecyclekit.store._schema import Extension
 
 if TYPE_CHECKING:
     from lifecyclekit.store._store import Store
@@ -32,8 +33,7 @@ class ExtensionSQL:
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """The rows of a SELECT (or of ``... RETURNING``)."""
-        check_scope(self.extension.name, sql)
-        return list(self._execute(sql, tuple(params)).rows)
+        return drive(self._execute, schema.query(self.extension.name, sql, params))
 
     def query_one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         """The first row, or None."""
@@ -42,8 +42,7 @@ class ExtensionSQL:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run a write; the number of rows it changed."""
-        check_scope(self.extension.name, sql)
-        return int(self._execute(sql, tuple(params)).rowcount)
+        return drive(self._execute, schema.execute(self.extension.name, sql, params))
 
 
 # -- the unit of work ------------------------------------------------------------------------
@@ -60,20 +59,14 @@ class UnitOfWork:
     to the change feed and to ``after_commit`` exactly like ``send``'s.
     """
 
-    def __init__(self, store: Store, execute: Execute, effects: Effects, write: bool) -> None:
-        self.store = store
-        self.write = write
+    def __init__(self, execute: Execute, work: Work) -> None:
+        self.store: Store = work.store  # type: ignore[assignment]
+        self.write = work.write
         self._execute = execute
-        self._effects = effects
-        self._loaded: dict[str, Loaded] = {}
+        self._work = work
 
     def _run(self, step: Step[T]) -> T:
         return drive(self._execute, step)
-
-    def _writable(self, what: str) -> None:
-        if not self.write:
-            msg = f"Cannot {what}: this unit of work is read-only (write=False)."
-            raise StoreError(msg)
 
     def load(self, id: str, *, clock: Clock | None = None) -> Lifecycle:
         """The live instance (rebuilt with its last record, migrated if it is older),
@@ -83,21 +76,11 @@ class UnitOfWork:
             UnknownInstance: no such id.
             SnapshotError: the row cannot be restored.
         """
-        loaded = self._run(core.load(check_id(id)))
-        instance = restore(self.store.registry, loaded, clock or self.store.clock)
-        self._loaded[id] = loaded
-        return instance
+        return self._run(self._work.load(id, clock))
 
     def version(self, id: str) -> int:
         """The row version ``id`` was loaded (or last saved) at in this unit of work."""
-        return self._tracked(id).version
-
-    def _tracked(self, id: str) -> Loaded:
-        loaded = self._loaded.get(id)
-        if loaded is None:
-            msg = f"Instance {id!r} was neither loaded nor added in this unit of work."
-            raise StoreError(msg)
-        return loaded
+        return self._work.tracked(id).version
 
     def add(self, id: str, instance: Lifecycle) -> None:
         """Store a new instance under ``id`` (of a registered lifecycle).
@@ -105,24 +88,7 @@ class UnitOfWork:
         Raises:
             StoreError: the id exists, or the instance's class is not registered.
         """
-        self._writable(f"add {id!r}")
-        self.store._registered(type(instance))
-        snap = instance.snapshot()
-        now = self.store._now()
-        try:
-            self._run(
-                core.insert_instance(
-                    check_id(id), instance, snap, now, self.store._backend, self._effects
-                )
-            )
-        except BackendError as exc:
-            if exc.kind is Kind.DUPLICATE:
-                raise self.store._exists(id) from None
-            raise
-        self._loaded[id] = Loaded(
-            id, snap.machine, snap.schema_version, snap.state, snap.context, snap.revision,
-            1, list(snap.history[-1:]),
-        )  # fmt: skip
+        self._run(self._work.add(id, instance))
 
     def save(self, id: str, instance: Lifecycle) -> None:
         """Write a loaded (or added) instance back: its row with compare-and-set, the records
@@ -132,17 +98,7 @@ class UnitOfWork:
             WriteConflict: another writer changed the row since it was loaded (in
                 :meth:`Store.run` the unit of work is then re-run).
         """
-        self._writable(f"save {id!r}")
-        loaded = self._tracked(id)
-        records = [r for r in instance.history if r.seq > loaded.revision]
-        changes = self._run(
-            core.save(
-                loaded, instance, records, self.store._now(), self.store._backend, self._effects
-            )
-        )
-        if changes is None:
-            msg = f"Instance {id!r} was changed by another writer since it was loaded."
-            raise WriteConflict(msg)
+        self._run(self._work.save(id, instance))
 
     def remove(self, id: str) -> None:
         """Delete an instance with its history and keys (the change feed keeps its past).
@@ -150,10 +106,7 @@ class UnitOfWork:
         Raises:
             UnknownInstance: no such id.
         """
-        self._writable(f"remove {id!r}")
-        if not self._run(core.delete(check_id(id))):
-            raise core.unknown(id)
-        self._loaded.pop(id, None)
+        self._run(self._work.remove(id))
 
     def extension(self, extension: Extension) -> ExtensionSQL:
         """SQL on ``extension``'s tables in this transaction.
@@ -161,18 +114,12 @@ class UnitOfWork:
         Raises:
             StoreError: the extension was not declared with :meth:`Store.extension`.
         """
-        if self.store._extensions.get(extension.name) != extension:
-            msg = (
-                f"Extension {extension.name!r} is not declared on this store; call "
-                "store.extension(ext) first (or open_store(url, extensions=[ext]))."
-            )
-            raise StoreError(msg)
-        return ExtensionSQL(extension, self._execute)
+        return ExtensionSQL(self._work.extension(extension), self._execute)
 
     def after_commit(self, callback: Callable[[], object]) -> None:
         """Call ``callback()`` after this unit of work commits (never if it is rolled back
         or re-run), after the records' own after-commit callbacks."""
-        self._effects.callbacks.append(callback)
+        self._work.effects.callbacks.append(callback)
 
 
 # -- consumers -------------------------------------------------------------------------------
@@ -187,22 +134,13 @@ class Consumer:
     """
 
     def __init__(self, store: Store, name: str) -> None:
-        if not isinstance(name, str) or not name or len(name) > 200:
-            msg = f"A consumer name is a str of 1-200 characters, not {shown(name)}."
-            raise StoreError(msg)
         self.store = store
-        self.name = name
+        self.name = queries.check_consumer(name)
 
     @property
     def position(self) -> int:
         """The last acknowledged position (0 before the first ack)."""
-        rows = self.store._read(
-            f"read consumer {self.name!r}",
-            lambda execute: (
-                execute("SELECT position FROM lk_consumers WHERE name = ?", (self.name,)).rows
-            ),
-        )
-        return int(rows[0][0]) if rows else 0
+        return self.store._perform(ops.consumer_position(self.name))
 
     def changes(self, limit: int = 100) -> Page[Change]:
         """Committed changes after the acknowledged position, in position order."""
@@ -214,18 +152,4 @@ class Consumer:
 
     def ack(self, position: int | Change) -> None:
         """Record that everything up to ``position`` is handled (never moves backwards)."""
-        value = position.position if isinstance(position, Change) else position
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            msg = f"ack() takes a Change or a position >= 0, not {shown(position)}."
-            raise StoreError(msg)
-        now = self.store._now()
-        self.store._write(
-            f"acknowledge {value} for consumer {self.name!r}",
-            lambda execute: execute(
-                "INSERT INTO lk_consumers (name, position, updated_at) VALUES (?, ?, ?)"
-                " ON CONFLICT (name) DO UPDATE SET position = excluded.position,"
-                " updated_at = excluded.updated_at"
-                " WHERE lk_consumers.position < excluded.position",
-                (self.name, value, now),
-            ),
-        )
+        self.store._perform(ops.ack(self.store, self.name, position))

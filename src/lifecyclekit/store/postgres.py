@@ -13,21 +13,26 @@ land out of position order. Writers therefore take a shared advisory lock before
 position and keep it until their transaction ends; a reader takes the same lock exclusively
 for an instant to learn the highest position below which every writer has finished (the
 fence), and reads only up to it. A reader never skips a position that commits later.
+
+:class:`AsyncPostgresBackend` is the same for the asynchronous store, on psycopg's
+``AsyncConnection`` and ``psycopg_pool.AsyncConnectionPool``; both share everything here
+that is not I/O (the SQL, the error kinds, the pool's options).
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from functools import lru_cache
 from typing import Any
 
 from lifecyclekit.errors import optional_import
-from lifecyclekit.store._backend import BackendError, Kind, Rows
+from lifecyclekit.store._backend import BackendError, Kind, Rows, uninterrupted
 
-__all__ = ["PostgresBackend"]
+__all__ = ["AsyncPostgresBackend", "PostgresBackend"]
 
 SCHEMA_LOCK = 7_143_901
 """pg_advisory_xact_lock key serialising schema changes."""
@@ -92,8 +97,26 @@ def _placeholders(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
-class PostgresBackend:
-    """A store in a PostgreSQL database.
+FENCE_SQL = "SELECT last_value, is_called FROM lk_changes_position_seq"
+FENCE_TRIES = 10
+_FENCE_DEADLOCKS = "kept deadlocking with writers while reading the change feed"
+_LOST = (Kind.CONNECTION_LOST, Kind.OUTCOME_UNKNOWN)
+
+
+def _begin(write: bool, schema: bool) -> tuple[str, ...]:
+    """The statements opening a transaction."""
+    if schema:  # READ COMMITTED: see what the lock's last holder made
+        return ("BEGIN", f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})")
+    return ("BEGIN ISOLATION LEVEL REPEATABLE READ" + ("" if write else " READ ONLY"),)
+
+
+def _position(row: tuple[Any, ...]) -> int:
+    last, called = row
+    return int(last) if called else 0
+
+
+class _Postgres:
+    """What both PostgreSQL back-ends decide without I/O: options, SQL, error kinds.
 
     Args:
         url: the URL, for messages (password hidden).
@@ -109,6 +132,7 @@ class PostgresBackend:
     change_prelude: str | None = (
         f"SELECT pg_advisory_xact_lock_shared({FEED_LOCK}), pg_notify('{CHANNEL}', '')"
     )
+    memory = False
 
     def __init__(
         self,
@@ -122,38 +146,43 @@ class PostgresBackend:
         self.url = url
         self._secrets = tuple(s for s in secrets if s)
         self._psycopg = _psycopg()
-        pool = optional_import("psycopg_pool", extra="postgres", feature="PostgreSQL stores")
+        self._pools = optional_import(
+            "psycopg_pool", extra="postgres", feature="PostgreSQL stores"
+        )
         self.timeout = timeout
         self._conninfo = conninfo
         self._pool_size = max(1, pool_size)
-        self._pools = pool
-        self._lock = threading.Lock()
         self._unhealthy = False
-        self._direct().close()  # a wrong host or database fails here, with its reason
-        self._pool = self._new_pool()
 
-    def _new_pool(self) -> Any:
-        pool = self._pools.ConnectionPool(
-            self._conninfo,
-            min_size=1,
-            max_size=self._pool_size,
-            kwargs={"autocommit": True},
-            check=self._pools.ConnectionPool.check_connection,
-            timeout=self.timeout,
-            open=False,
-            name="lifecyclekit",
+    def _pool_options(self) -> dict[str, Any]:
+        return {
+            "min_size": 1,
+            "max_size": self._pool_size,
+            "kwargs": {"autocommit": True},
+            "timeout": self.timeout,
+            "open": False,
+            "name": "lifecyclekit",
+        }
+
+    def _connect_options(self) -> dict[str, Any]:
+        return {"autocommit": True, "connect_timeout": max(1, int(self.timeout))}
+
+    def _no_connection(self, exc: BaseException) -> BackendError:
+        """The error of a pool that gave no connection in time (and the next call connects
+        directly: see ``_connection``)."""
+        self._unhealthy = True
+        msg = (
+            f"no connection within {self.timeout:g} s (the server is unreachable, or all "
+            f"pooled connections are busy): {self._scrub(str(exc))}"
         )
-        pool.open(wait=False)
-        return pool
+        return BackendError(Kind.UNAVAILABLE, msg)
 
-    def _direct(self) -> Any:
-        """A connection outside the pool (fails fast when the server is down)."""
-        try:
-            return self._psycopg.connect(
-                self._conninfo, autocommit=True, connect_timeout=max(1, int(self.timeout))
-            )
-        except self._psycopg.Error as exc:
-            raise self.classify(exc, connecting=True) from None
+    def _commit_failed(self, exc: BaseException) -> BackendError:
+        """A failed COMMIT: a lost connection leaves its outcome unknown."""
+        error = self.classify(exc)
+        if error.kind is Kind.CONNECTION_LOST:
+            error = BackendError(Kind.OUTCOME_UNKNOWN, error.detail)
+        return error
 
     # -- errors ------------------------------------------------------------------------------
 
@@ -184,6 +213,51 @@ class PostgresBackend:
                 kind = Kind.NO_STORE
         return BackendError(kind, detail)
 
+    # -- SQL that differs --------------------------------------------------------------------
+
+    def context_filter(self, field: str, value: Any) -> tuple[str, tuple[Any, ...]]:
+        import json
+
+        if value is None:
+            return (
+                "((context::jsonb -> ?) IS NULL OR (context::jsonb -> ?) = 'null'::jsonb)",
+                (field, field),
+            )
+        return "(context::jsonb -> ?) = CAST(? AS jsonb)", (field, json.dumps(value))
+
+
+class PostgresBackend(_Postgres):
+    """A store in a PostgreSQL database (see :class:`_Postgres` for the arguments)."""
+
+    def __init__(
+        self,
+        url: str,
+        conninfo: str,
+        *,
+        secrets: Sequence[str] = (),
+        pool_size: int = 10,
+        timeout: float = 10.0,
+    ) -> None:
+        super().__init__(url, conninfo, secrets=secrets, pool_size=pool_size, timeout=timeout)
+        self._lock = threading.Lock()
+        self._direct().close()  # a wrong host or database fails here, with its reason
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> Any:
+        pool = self._pools.ConnectionPool(
+            self._conninfo, check=self._pools.ConnectionPool.check_connection,
+            **self._pool_options(),
+        )  # fmt: skip
+        pool.open(wait=False)
+        return pool
+
+    def _direct(self) -> Any:
+        """A connection outside the pool (fails fast when the server is down)."""
+        try:
+            return self._psycopg.connect(self._conninfo, **self._connect_options())
+        except self._psycopg.Error as exc:
+            raise self.classify(exc, connecting=True) from None
+
     # -- transactions ------------------------------------------------------------------------
 
     @contextmanager
@@ -200,7 +274,7 @@ class PostgresBackend:
             try:
                 yield connection
             except BackendError as exc:
-                if exc.kind in (Kind.CONNECTION_LOST, Kind.OUTCOME_UNKNOWN):
+                if exc.kind in _LOST:
                     self._unhealthy = True
                 raise
             finally:
@@ -210,16 +284,11 @@ class PostgresBackend:
         try:
             connection = pool.getconn()
         except self._pools.PoolTimeout as exc:
-            self._unhealthy = True
-            msg = (
-                f"no connection within {self.timeout:g} s (the server is unreachable, or all "
-                f"pooled connections are busy): {self._scrub(str(exc))}"
-            )
-            raise BackendError(Kind.UNAVAILABLE, msg) from None
+            raise self._no_connection(exc) from None
         try:
             yield connection
         except BackendError as exc:
-            if exc.kind in (Kind.CONNECTION_LOST, Kind.OUTCOME_UNKNOWN):
+            if exc.kind in _LOST:
                 self._unhealthy = True
             raise
         finally:
@@ -229,13 +298,8 @@ class PostgresBackend:
     def transaction(self, *, write: bool, schema: bool = False) -> Iterator[_Tx]:
         with self._connection() as connection:
             tx = _Tx(connection, self)
-            if schema:
-                tx.execute("BEGIN")  # READ COMMITTED: see what the lock's last holder made
-                tx.execute(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})")
-            else:
-                tx.execute(
-                    "BEGIN ISOLATION LEVEL REPEATABLE READ" + ("" if write else " READ ONLY")
-                )
+            for sql in _begin(write, schema):
+                tx.execute(sql)
             try:
                 yield tx
             except BaseException:
@@ -244,9 +308,7 @@ class PostgresBackend:
             try:
                 connection.execute("COMMIT")
             except self._psycopg.Error as exc:
-                error = self.classify(exc)
-                if error.kind is Kind.CONNECTION_LOST:
-                    error = BackendError(Kind.OUTCOME_UNKNOWN, error.detail)
+                error = self._commit_failed(exc)
                 self._rollback(connection)
                 raise error from None
 
@@ -258,39 +320,27 @@ class PostgresBackend:
         except self._psycopg.Error:
             connection.close()  # the pool discards it
 
-    # -- SQL that differs --------------------------------------------------------------------
-
-    def context_filter(self, field: str, value: Any) -> tuple[str, tuple[Any, ...]]:
-        import json
-
-        if value is None:
-            return (
-                "((context::jsonb -> ?) IS NULL OR (context::jsonb -> ?) = 'null'::jsonb)",
-                (field, field),
-            )
-        return "(context::jsonb -> ?) = CAST(? AS jsonb)", (field, json.dumps(value))
+    # -- the change feed ---------------------------------------------------------------------
 
     def change_fence(self, after: int) -> int | None:
-        sql = "SELECT last_value, is_called FROM lk_changes_position_seq"
         with self._connection() as connection:
             tx = _Tx(connection, self)
-            last, called = tx.execute(sql).rows[0]
-            if not called or last <= after:
-                return int(last) if called else 0
-            for _ in range(10):
+            (row,) = tx.execute(FENCE_SQL).rows
+            if _position(row) <= after:
+                return _position(row)
+            for _ in range(FENCE_TRIES):
                 try:
                     tx.execute("BEGIN")
                     tx.execute(f"SELECT pg_advisory_xact_lock({FEED_LOCK})")
-                    last, called = tx.execute(sql).rows[0]
+                    (row,) = tx.execute(FENCE_SQL).rows
                     connection.execute("COMMIT")
                 except BackendError as exc:
                     self._rollback(connection)
                     if exc.kind is not Kind.CONFLICT:
                         raise
                     continue
-                return int(last) if called else 0
-        msg = "kept deadlocking with writers while reading the change feed"
-        raise BackendError(Kind.CONFLICT, msg)
+                return _position(row)
+        raise BackendError(Kind.CONFLICT, _FENCE_DEADLOCKS)
 
     def wait_for_changes(self, timeout: float, ready: Callable[[], bool]) -> bool:
         """LISTEN on a connection of its own (not the pool's: a long wait must not starve
@@ -331,3 +381,195 @@ class _Tx:
         except self._backend._psycopg.Error as exc:
             raise self._backend.classify(exc) from None
         return Rows(rows, cursor.rowcount)
+
+
+# -- the asynchronous back-end ---------------------------------------------------------------
+
+
+class AsyncPostgresBackend(_Postgres):
+    """A store in a PostgreSQL database for the asynchronous store: psycopg's
+    ``AsyncConnection`` from a ``psycopg_pool.AsyncConnectionPool`` (see :class:`_Postgres`
+    for the arguments). Nothing connects before :meth:`open`."""
+
+    def __init__(
+        self,
+        url: str,
+        conninfo: str,
+        *,
+        secrets: Sequence[str] = (),
+        pool_size: int = 10,
+        timeout: float = 10.0,
+    ) -> None:
+        super().__init__(url, conninfo, secrets=secrets, pool_size=pool_size, timeout=timeout)
+        self._pool: Any = None
+        self._retired: set[asyncio.Task[None]] = set()
+
+    async def open(self) -> None:
+        if self._pool is None:
+            await (await self._direct()).close()  # a wrong host or database fails here
+            self._pool = await self._new_pool()
+
+    async def _new_pool(self) -> Any:
+        pools = self._pools
+        pool = pools.AsyncConnectionPool(
+            self._conninfo, check=pools.AsyncConnectionPool.check_connection,
+            **self._pool_options(),
+        )  # fmt: skip
+        await pool.open(wait=False)
+        return pool
+
+    async def _direct(self) -> Any:
+        """A connection outside the pool (fails fast when the server is down)."""
+        try:
+            return await self._psycopg.AsyncConnection.connect(
+                self._conninfo, **self._connect_options()
+            )
+        except self._psycopg.Error as exc:
+            raise self.classify(exc, connecting=True) from None
+
+    def _retire(self, pool: Any) -> None:
+        """Close ``pool`` in the background (it may be waiting out a reconnection)."""
+        task = asyncio.get_running_loop().create_task(pool.close())
+        self._retired.add(task)
+        task.add_done_callback(self._retired.discard)
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Any]:
+        """A pooled connection; after the server was seen unreachable, a direct one until a
+        direct connection succeeds again, and then a fresh pool (as the synchronous
+        back-end does)."""
+        if self._pool is None:
+            msg = "the store is not open (await open_async_store(url))"
+            raise BackendError(Kind.OTHER, msg)
+        if self._unhealthy:
+            connection = await self._direct()
+            if self._unhealthy:
+                fresh = await self._new_pool()
+                if self._unhealthy:
+                    old, self._pool, self._unhealthy = self._pool, fresh, False
+                    self._retire(old)
+                else:
+                    self._retire(fresh)
+            try:
+                yield connection
+            except BackendError as exc:
+                if exc.kind in _LOST:
+                    self._unhealthy = True
+                raise
+            finally:
+                await uninterrupted(connection.close())
+            return
+        pool = self._pool
+        try:
+            connection = await pool.getconn()
+        except self._pools.PoolTimeout as exc:
+            raise self._no_connection(exc) from None
+        try:
+            yield connection
+        except BackendError as exc:
+            if exc.kind in _LOST:
+                self._unhealthy = True
+            raise
+        finally:
+            await uninterrupted(pool.putconn(connection))
+
+    @asynccontextmanager
+    async def transaction(self, *, write: bool, schema: bool = False) -> AsyncIterator[_AsyncTx]:
+        async with self._connection() as connection:
+            tx = _AsyncTx(connection, self)
+            try:
+                for sql in _begin(write, schema):
+                    await tx.execute(sql)
+                yield tx
+            except BaseException:
+                await uninterrupted(self._rollback(connection))
+                raise
+            await uninterrupted(self._commit(connection, tx))
+
+    async def _commit(self, connection: Any, tx: _AsyncTx) -> None:
+        try:
+            await connection.execute("COMMIT")
+        except self._psycopg.Error as exc:
+            error = self._commit_failed(exc)
+            await self._rollback(connection)
+            raise error from None
+        tx.committed = True
+
+    async def _rollback(self, connection: Any) -> None:
+        if connection.broken or connection.closed:
+            return
+        try:
+            await connection.execute("ROLLBACK")
+        except self._psycopg.Error:
+            await connection.close()  # the pool discards it
+
+    async def change_fence(self, after: int) -> int | None:
+        async with self._connection() as connection:
+            tx = _AsyncTx(connection, self)
+            (row,) = (await tx.execute(FENCE_SQL)).rows
+            if _position(row) <= after:
+                return _position(row)
+            for _ in range(FENCE_TRIES):
+                try:
+                    await tx.execute("BEGIN")
+                    await tx.execute(f"SELECT pg_advisory_xact_lock({FEED_LOCK})")
+                    (row,) = (await tx.execute(FENCE_SQL)).rows
+                    await tx.execute("COMMIT")
+                except BaseException as exc:
+                    await uninterrupted(self._rollback(connection))
+                    if not isinstance(exc, BackendError) or exc.kind is not Kind.CONFLICT:
+                        raise
+                    continue
+                return _position(row)
+        raise BackendError(Kind.CONFLICT, _FENCE_DEADLOCKS)
+
+    @asynccontextmanager
+    async def listen(self) -> AsyncIterator[_Listener]:
+        """LISTEN on a connection of its own (a long wait must not hold a pooled one)."""
+        connection = await self._direct()
+        try:
+            await _AsyncTx(connection, self).execute(f"LISTEN {CHANNEL}")
+            yield _Listener(connection, self)
+        finally:
+            await uninterrupted(connection.close())
+
+    async def aclose(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+        if self._retired:
+            await asyncio.gather(*self._retired, return_exceptions=True)
+
+
+class _AsyncTx:
+    """One open PostgreSQL transaction of the asynchronous back-end."""
+
+    __slots__ = ("_backend", "_connection", "committed")
+
+    def __init__(self, connection: Any, backend: _Postgres) -> None:
+        self._connection = connection
+        self._backend = backend
+        self.committed = False
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:
+        try:
+            cursor = await self._connection.execute(_placeholders(sql) if params else sql, params)
+            rows = await cursor.fetchall() if cursor.description is not None else []
+        except self._backend._psycopg.Error as exc:
+            raise self._backend.classify(exc) from None
+        return Rows(rows, cursor.rowcount)
+
+
+class _Listener:
+    """Wakes on the store's NOTIFY channel."""
+
+    def __init__(self, connection: Any, backend: _Postgres) -> None:
+        self._connection = connection
+        self._backend = backend
+
+    async def wait(self, timeout: float) -> None:
+        try:
+            async for _ in self._connection.notifies(timeout=max(timeout, 0.0), stop_after=1):
+                pass
+        except self._backend._psycopg.Error as exc:
+            raise self._backend.classify(exc) from None

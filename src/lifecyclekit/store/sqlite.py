@@ -10,23 +10,35 @@ power failure. ``sqlite:///:memory:`` is one connection behind a lock.
 
 A missing file is created only by a schema transaction (the first write); a file that cannot
 be written (read-only file or directory) is opened for reading.
+
+:class:`AsyncSQLiteBackend` serves the asynchronous store with this same back-end run in
+worker threads, so the event loop never waits on SQLite. Each transaction runs in one
+*lane*, a thread of its own holding that thread's connection, from its BEGIN to its COMMIT;
+a few lanes let readers proceed while a writer holds the lock. Worker threads rather than
+``aiosqlite``: that library also runs each connection in a thread of its own, so it would add
+a dependency and a second copy of what this module does (WAL, busy timeout, ``BEGIN
+IMMEDIATE``, read-only files, the error kinds), not speed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
+from typing import Any, TypeVar
 from urllib.parse import quote
 
-from lifecyclekit.store._backend import BackendError, Kind, Rows
+from lifecyclekit.store._backend import BackendError, Kind, Rows, uninterrupted
 
-__all__ = ["SQLiteBackend"]
+__all__ = ["AsyncSQLiteBackend", "SQLiteBackend"]
+
+T = TypeVar("T")
 
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 
@@ -250,13 +262,12 @@ class SQLiteBackend:
 
     def wait_for_changes(self, timeout: float, ready: Callable[[], bool]) -> bool:
         deadline = time.monotonic() + timeout
-        pause = 0.01
+        pauses = _pauses()
         while not ready():
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
-            time.sleep(min(pause, left))
-            pause = min(pause * 2, 0.25)
+            time.sleep(min(next(pauses), left))
         return True
 
     def close(self) -> None:
@@ -268,3 +279,160 @@ class SQLiteBackend:
             if self._shared is not None:
                 self._shared.close()
         self._local = threading.local()
+
+
+def _pauses() -> Iterator[float]:
+    """How long a reader of the feed sleeps between polls: 10 ms, doubling up to 250 ms."""
+    pause = 0.01
+    while True:
+        yield pause
+        pause = min(pause * 2, 0.25)
+
+
+# -- the asynchronous back-end ---------------------------------------------------------------
+
+
+class _Abort(Exception):
+    """Thrown into a transaction of the synchronous back-end to roll it back."""
+
+
+class _Session:
+    """One transaction of :class:`SQLiteBackend`, every call made in its lane's thread."""
+
+    __slots__ = ("_manager", "_tx", "committed", "ended")
+
+    def __init__(self, manager: AbstractContextManager[_Tx]) -> None:
+        self._manager = manager
+        self._tx: _Tx | None = None
+        self.committed = False
+        self.ended = False
+
+    def begin(self) -> None:
+        self._tx = self._manager.__enter__()
+
+    def execute(self, sql: str, params: Sequence[Any]) -> Rows:
+        assert self._tx is not None
+        return self._tx.execute(sql, params)
+
+    def commit(self) -> None:
+        self.ended = True
+        self._manager.__exit__(None, None, None)
+        self.committed = True
+
+    def abort(self) -> None:
+        """Roll back, unless it never began or has ended."""
+        if self._tx is None or self.ended:
+            return
+        self.ended = True
+        try:
+            self._manager.__exit__(_Abort, _Abort(), None)
+        except Exception:  # rolled back, or the connection is gone: nothing to keep
+            pass
+
+
+class _AsyncTx:
+    """A transaction of :class:`AsyncSQLiteBackend`: statements run in its lane."""
+
+    __slots__ = ("_lane", "_session")
+
+    def __init__(self, lane: ThreadPoolExecutor, session: _Session) -> None:
+        self._lane = lane
+        self._session = session
+
+    @property
+    def committed(self) -> bool:
+        return self._session.committed
+
+    def _call(self, function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        return asyncio.wrap_future(self._lane.submit(function, *args))
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:
+        return await self._call(self._session.execute, sql, params)
+
+
+class _Poller:
+    """A listener for SQLite, which has no notifications: it sleeps between polls."""
+
+    def __init__(self) -> None:
+        self._pauses = _pauses()
+
+    async def wait(self, timeout: float) -> None:
+        await asyncio.sleep(min(next(self._pauses), max(timeout, 0.0)))
+
+
+class AsyncSQLiteBackend:
+    """A SQLite store for the asynchronous store: :class:`SQLiteBackend` in worker threads.
+
+    Args:
+        backend: the synchronous back-end it runs (its file, options and connections).
+        lanes: worker threads, each holding one connection (one for ``:memory:``).
+    """
+
+    def __init__(self, backend: SQLiteBackend, *, lanes: int = 4) -> None:
+        self._sync = backend
+        self.url = backend.url
+        self.dialect = backend.dialect
+        self.schema = backend.schema
+        self.change_position = backend.change_position
+        self.change_prelude = backend.change_prelude
+        self.memory = backend.memory
+        self._size = 1 if backend.memory else max(1, lanes)
+        self._executors: list[ThreadPoolExecutor] = []
+        self._free: asyncio.Queue[ThreadPoolExecutor] | None = None
+        self._closed = False
+
+    async def open(self) -> None:
+        if self._free is not None:
+            return
+        free: asyncio.Queue[ThreadPoolExecutor] = asyncio.Queue()
+        for number in range(self._size):
+            lane = ThreadPoolExecutor(1, thread_name_prefix=f"lifecyclekit-sqlite-{number}")
+            self._executors.append(lane)
+            free.put_nowait(lane)
+        self._free = free
+
+    @asynccontextmanager
+    async def transaction(self, *, write: bool, schema: bool = False) -> AsyncIterator[_AsyncTx]:
+        if self._closed or self._free is None:
+            msg = "the store is closed" if self._closed else "the store is not open"
+            raise BackendError(Kind.OTHER, msg)
+        free = self._free
+        lane = await free.get()
+        session = _Session(self._sync.transaction(write=write, schema=schema))
+        tx = _AsyncTx(lane, session)
+        try:
+            await tx._call(session.begin)
+            yield tx
+            await uninterrupted(tx._call(session.commit))
+        finally:
+            # Roll back whatever did not commit, after anything still queued in the lane;
+            # the lane is free again only then (no waiting here: cancellation-proof).
+            loop = asyncio.get_running_loop()
+
+            def release(_: Future[None]) -> None:
+                if not loop.is_closed():
+                    loop.call_soon_threadsafe(free.put_nowait, lane)
+
+            lane.submit(session.abort).add_done_callback(release)
+
+    def context_filter(self, field: str, value: Any) -> tuple[str, tuple[Any, ...]]:
+        return self._sync.context_filter(field, value)
+
+    async def change_fence(self, after: int) -> int | None:
+        return None
+
+    @asynccontextmanager
+    async def listen(self) -> AsyncIterator[_Poller]:
+        yield _Poller()
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+
+        def shut() -> None:
+            for lane in self._executors:
+                lane.shutdown(wait=True)
+            self._sync.close()
+
+        await asyncio.to_thread(shut)
