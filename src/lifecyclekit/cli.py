@@ -8,6 +8,7 @@ stderr and exit 1; usage errors exit 2 (click's own); no tracebacks for either.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import uuid
@@ -19,12 +20,15 @@ from typing import Any
 import click
 
 from lifecyclekit.errors import (
+    SHOWN_LIMIT,
     DefinitionError,
     DiagramError,
     LifecycleError,
     MissingDependency,
     PayloadError,
+    UnknownLifecycle,
     optional_import,
+    shown,
 )
 from lifecyclekit.lifecycle import Lifecycle
 from lifecyclekit.registry import APP_ENV, import_apps, registry
@@ -43,6 +47,8 @@ def _user_errors() -> Iterator[None]:
     (``LIFECYCLEKIT_DEBUG=1`` shows its traceback)."""
     try:
         yield
+    except click.ClickException:
+        raise  # a usage error found inside a verb: click prints it and exits 2
     except BrokenPipeError:
         # The reader went away (`lifecyclekit ls | head`): nothing to say, nowhere to say it.
         sys.stderr.close()
@@ -144,7 +150,8 @@ def show(name: str) -> None:
 @click.option(
     "--store",
     "store_url",
-    help="Draw the stored instance NAME (an id) of this store, with its path numbered.",
+    help="Draw the stored instance NAME (an id) of this store, with its path numbered "
+    "(never read from LIFECYCLEKIT_STORE: without --store, NAME is a lifecycle).",
 )
 def diagram(name: str, fmt: str, output: str, store_url: str | None) -> None:
     """Draw the lifecycle NAME, or with --store the stored instance NAME and its path."""
@@ -152,11 +159,25 @@ def diagram(name: str, fmt: str, output: str, store_url: str | None) -> None:
 
     with _user_errors():
         if store_url is None:
-            _write(render(name, fmt), output)
+            try:
+                content = render(name, fmt)
+            except UnknownLifecycle as exc:
+                exc.args = (f"{exc} {_diagram_hint(name)}",)
+                raise
+            _write(content, output)
             return
         with _open(store_url) as store:
             instance = store.load(name)
         _write(render(instance, fmt, path=True), output)
+
+
+def _diagram_hint(name: str) -> str:
+    """diagram NAME names a lifecycle unless --store is given: it never reads
+    LIFECYCLEKIT_STORE, so the same command draws the same thing in every shell."""
+    url = os.environ.get(STORE_ENV)
+    where = f"--store {url}" if url else "--store URL"
+    also = f" ({STORE_ENV} is set, but diagram reads a store only with --store)" if url else ""
+    return f"To draw the stored instance {name!r}, add {where}{also}."
 
 
 @main.command()
@@ -261,10 +282,13 @@ def gallery(output: str, builtin: bool) -> None:
 # Every failure below is a LifecycleError naming the option, the instance or the store URL;
 # values are shown by their size when they are long. Read verbs never create a store.
 
+STORE_ENV = "LIFECYCLEKIT_STORE"
+"""The store URL of the store verbs when --store is not given."""
+
 _STORE = click.option(
     "--store",
     "store_url",
-    envvar="LIFECYCLEKIT_STORE",
+    envvar=STORE_ENV,
     default="sqlite:///lifecyclekit.db",
     show_default=True,
     help="Store URL (env LIFECYCLEKIT_STORE).",
@@ -332,19 +356,40 @@ def _print_status(instance_id: str, machine: str, state: str, revision: int, con
     click.echo(f"id:       {instance_id}\nmachine:  {machine}")
     click.echo(f"state:    {state} ({_state_value(machine, state)})\nrevision: {revision}")
     for key, val in (context or {}).items():
-        if val not in (None, [], {}):  # --json shows every field
-            click.echo(f"  {key:<24} {json.dumps(val)}")
+        if val not in (None, [], {}):  # --json shows every field, whole
+            click.echo(f"  {key:<24} {_brief(val)}")
+
+
+BRIEF = 200
+"""Table output shows JSON values up to this many characters; longer strings inside them are
+described by their size (``--json`` prints everything whole)."""
+
+
+def _brief(value: Any) -> str:
+    """``value`` as JSON for a table: long strings (and over-long values) by their size."""
+
+    def shorten(item: Any) -> Any:
+        if isinstance(item, str) and len(item) > SHOWN_LIMIT:
+            return f"<{shown(item)}>"
+        if isinstance(item, dict):
+            return {shorten(k): shorten(v) for k, v in item.items()}
+        if isinstance(item, list | tuple):
+            return [shorten(v) for v in item]
+        return item
+
+    text = json.dumps(shorten(value))
+    return text if len(text) <= BRIEF else f"<{shown(value)}>"
 
 
 def _record_line(r: Any) -> str:
     mark = " (inferred)" if r.inferred else ""
-    payload = json.dumps(r.payload) if r.payload else ""
+    payload = _brief(r.payload) if r.payload else ""
     who = " ".join(
         part
         for part in (
-            f"by {r.actor}" if r.actor else "",
-            f"because {r.reason!r}" if r.reason else "",
-            json.dumps(r.metadata) if r.metadata else "",
+            f"by {r.actor if len(r.actor) <= SHOWN_LIMIT else shown(r.actor)}" if r.actor else "",
+            f"because {shown(r.reason)}" if r.reason else "",
+            _brief(r.metadata) if r.metadata else "",
         )
         if part
     )
@@ -355,8 +400,24 @@ def _record_line(r: Any) -> str:
 
 
 def _skipped(page: Any, what: str) -> None:
+    """One line per row a listing skipped (a pydantic error spans lines: joined here)."""
     for item in page.skipped:
-        click.echo(f"lifecyclekit: skipped {what} {item.id!r}: {item.reason}", err=True)
+        reason = " ".join(str(item.reason).split())
+        if len(reason) > 300:
+            reason = reason[:297] + "..."
+        click.echo(f"lifecyclekit: skipped {what} {shown(item.id)}: {reason}", err=True)
+
+
+@contextmanager
+def _committed(what: str) -> Iterator[None]:
+    """Output after a commit: a failure to print says the change was made all the same."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        msg = f"{what}, but its output could not be written: {exc}"
+        raise OSError(msg) from None
 
 
 @main.command()
@@ -385,11 +446,13 @@ def new(
         with _open(store_url) as store:
             instance_id = instance_id if instance_id is not None else uuid.uuid4().hex
             snap = store.create(name, id=instance_id, context=context)
-        if as_json:
-            out = {"id": instance_id, **snap.model_dump(mode="json", exclude={"history"})}
-            click.echo(json.dumps(out, indent=2))
-        else:
-            _print_status(instance_id, snap.machine, snap.state, snap.revision, snap.context)
+            created = f"Instance {instance_id!r} was created in {store.url}"
+        with _committed(created):
+            if as_json:
+                out = {"id": instance_id, **snap.model_dump(mode="json", exclude={"history"})}
+                click.echo(json.dumps(out, indent=2))
+            else:
+                _print_status(instance_id, snap.machine, snap.state, snap.revision, snap.context)
 
 
 @main.command()
@@ -426,18 +489,31 @@ def send(
                     actor=actor, reason=reason, metadata=metadata,
                 )  # fmt: skip
             except TransitionNotAllowed as refusal:
-                click.echo(f"refused: {refusal}", err=True)
+                known = _knows(store, instance_id, event)
+                click.echo(f"{'refused' if known else 'lifecyclekit'}: {refusal}", err=True)
                 sys.exit(1)
-        if result.replayed:
-            click.echo(
-                f"lifecyclekit: key {idempotency_key!r} already applied: replayed", err=True
-            )
-        if as_json:
-            click.echo(result.model_dump_json(indent=2))
-        else:
-            _print_status(
-                instance_id, result.machine, result.state, result.revision, result.context
-            )
+            sent = f"{event!r} was applied to {instance_id!r} in {store.url}"
+        with _committed(sent if not result.replayed else f"{event!r} was replayed"):
+            if result.replayed:
+                click.echo(
+                    f"lifecyclekit: key {idempotency_key!r} already applied: replayed", err=True
+                )
+            if as_json:
+                click.echo(result.model_dump_json(indent=2))
+            else:
+                _print_status(
+                    instance_id, result.machine, result.state, result.revision, result.context
+                )
+
+
+def _knows(store: Any, instance_id: str, name: str) -> bool:
+    """Whether ``name`` is an event or command of the stored instance's lifecycle (a refusal
+    of a known event says "refused"; an unknown name is a mistake like any other)."""
+    try:
+        cls = registry.get(store.get(instance_id, history=False).machine)
+    except LifecycleError:
+        return True
+    return name in {row.event for row in cls.transition_table()} | set(cls.commands)
 
 
 @main.command()
@@ -496,7 +572,8 @@ def ls(
 ) -> None:
     """Stored instances, most recently changed first (read-only)."""
     with _user_errors(), _open(store_url) as store:
-        where = _pairs(pairs, "--where", name or "ls", "filter")
+        where = _where(pairs)
+        _check_listed(store, name, state)
         found = store.find(name=name, state=state, where=where, limit=limit, after=after)
         _skipped(found, "instance")
         if as_json:
@@ -508,6 +585,57 @@ def ls(
                 click.echo(f"{s.id:<36} {s.machine:<22} {s.state:<22} {s.revision:>8}  {updated}")
         if found.next is not None:
             click.echo(f"lifecyclekit: more: --after {found.next}", err=True)
+
+
+def _where(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``--where key=value`` options (JSON values, else the text itself), or a usage error
+    saying what the syntax is."""
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            problem = "has no '='" if not sep else "has no field name before '='"
+            msg = (
+                f"{shown(pair)} {problem}. Write --where FIELD=VALUE, a context field and the "
+                "value it must equal: --where job_name=orders, --where attempts=3 (VALUE is "
+                "read as JSON when it parses, else as text; null matches absent fields)."
+            )
+            raise click.BadParameter(msg, param_hint="--where")
+        try:
+            values[key] = json.loads(raw)
+        except (ValueError, RecursionError):
+            values[key] = raw
+    return values
+
+
+def _check_listed(store: Any, name: str | None, state: str | None) -> None:
+    """A usage error for a --name or --state that no lifecycle has and no stored row has
+    (a typo would otherwise list nothing and exit 0)."""
+    names = registry.names()
+    if name is not None and name not in names and not store.count(name=name):
+        msg = (
+            f"no lifecycle {shown(name)} is registered or stored. Registered lifecycles: "
+            f"{', '.join(names) or 'none'} (an application's own: lifecyclekit --app MODULE)."
+        )
+        raise click.BadParameter(msg, param_hint="--name")
+    if state is None:
+        return
+    classes = [registry.get(name)] if name in names else [registry.get(n) for n in names]
+    states = sorted({s.id for cls in classes for s in cls.states_map.values()})
+    if state not in states and not store.count(name=name, state=state):
+        of = f"of {name} " if name in names else ""
+        msg = (
+            f"no state {shown(state)} {of}is known or stored. States (ids, as `lifecyclekit "
+            f"show NAME` lists them): {', '.join(states)}."
+        )
+        raise click.BadParameter(msg, param_hint="--state")
+
+
+def _seconds(value: float | None) -> float | None:
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        msg = f"{value!r} is not a number of seconds: give a finite number >= 0, like 30."
+        raise click.BadParameter(msg)
+    return value
 
 
 def _change_line(change: Any) -> str:
@@ -527,7 +655,12 @@ def _change_line(change: Any) -> str:
     "--consumer", help="A named consumer: resume after its last ack, ack what is printed."
 )
 @click.option("--limit", default=100, show_default=True, help="Changes per batch.")
-@click.option("--timeout", type=float, help="Stop after this many seconds without a change.")
+@click.option(
+    "--timeout",
+    type=float,
+    callback=lambda ctx, param, value: _seconds(value),
+    help="Stop after this many seconds without a change (a number >= 0).",
+)
 @click.option("--once", is_flag=True, help="Print what is there now and stop.")
 @_STORE
 @_JSON
@@ -570,6 +703,14 @@ def watch(
 def migrate(name: str | None, store_url: str) -> None:
     """Rewrite stored instances of an older schema_version through their lifecycle's
     migrations; exits 1 if some could not be migrated (each is reported)."""
+    with _user_errors():
+        if name is not None and name not in registry.names():
+            msg = (
+                f"no lifecycle {shown(name)} is registered (migrate rewrites rows of lifecycles "
+                f"this process knows). Registered lifecycles: {', '.join(registry.names())}"
+                " (an application's own: lifecyclekit --app MODULE)."
+            )
+            raise click.BadParameter(msg, param_hint="--name")
     with _user_errors(), _open(store_url) as store:
         done = store.migrate(name)
         click.echo(f"migrated {len(done)} instance(s)")

@@ -272,11 +272,33 @@ def _import_app(entry: str) -> str:
         raise AppImportError(msg) from None
     except Exception as exc:  # noqa: BLE001 - the application's own error, reported in one line
         raise _app_error(entry, exc) from None
+    except SystemExit as exc:  # sys.exit() at import time must not end the caller silently
+        msg = (
+            f"Importing application module {entry!r} failed{_where(exc)}: it called "
+            f"sys.exit({exc.code!r}). An application module should only define and register "
+            "lifecycles when imported; keep exits under `if __name__ == '__main__':`."
+        )
+        raise AppImportError(msg) from None
     return module
 
 
+def _where(exc: BaseException) -> str:
+    """`` at file:line`` of the application's code that raised ``exc``: a SyntaxError's own
+    position, else the innermost frame outside lifecyclekit and the import machinery."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f" at {exc.filename}:{exc.lineno}"
+    ours = str(Path(__file__).resolve().parent)
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if not frame.filename.startswith("<frozen ")
+        and not str(Path(frame.filename).resolve()).startswith(ours)
+    ]
+    return f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+
+
 def _app_error(entry: str, exc: BaseException) -> AppImportError:
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
-    msg = f"Importing application module {entry!r} failed{where}: {type(exc).__name__}: {exc}"
+    detail = exc.msg if isinstance(exc, SyntaxError) and exc.msg else str(exc)
+    name = type(exc).__name__
+    msg = f"Importing application module {entry!r} failed{_where(exc)}: {name}: {detail}"
     return AppImportError(msg)

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import pytest
 from statemachine.exceptions import TransitionNotAllowed
 
-from lifecyclekit import PayloadError, SnapshotError, TransitionRejected
+from lifecyclekit import (
+    PayloadError,
+    Registry,
+    SnapshotError,
+    TransitionRecord,
+    TransitionRejected,
+)
 from lifecyclekit.store import (
     SCHEMA_VERSION,
     AfterCommitError,
@@ -17,7 +25,7 @@ from lifecyclekit.store import (
 )
 from tests.helpers import raw_sql
 from tests.store.conftest import Opener
-from tests.store_machines import REGISTRY
+from tests.store_machines import REGISTRY, Toggle
 
 
 def test_create_get_send_history(store: Store) -> None:
@@ -163,3 +171,28 @@ def test_a_synchronous_store_refuses_what_it_cannot_await(store_url: str) -> Non
             store.send("t", "flip", text="x")
         assert "notify is asynchronous" in str(failed.value.__cause__)
         assert store.get("t").revision == 1
+
+
+class WatchedToggle(Toggle):
+    """Remembers, after each committed record, whether the instance the store fired the
+    event on ran it on the compiled path."""
+
+    seen: ClassVar[list[bool]] = []
+
+    def after_commit(self, record: TransitionRecord) -> None:
+        WatchedToggle.seen.append(self.on_fast_path)
+
+
+def test_send_fires_on_the_compiled_path(opener: Opener, store_url: str) -> None:
+    """A send rebuilds the instance from its row on the compiled path (nothing the store
+    does pushes it onto python-statemachine's engine) whenever a new instance of its class
+    would take it."""
+    registry = Registry(discover=False)
+    registry.register("watched-toggle")(WatchedToggle)
+    WatchedToggle.seen.clear()
+    expected = WatchedToggle().on_fast_path  # False only under LIFECYCLEKIT_ENGINE=psm
+    with opener(store_url, registry=registry, create=True) as store:
+        store.create("watched-toggle", id="w")
+        for n in range(3):
+            assert store.send("w", "flip", text=str(n)).revision == n + 1
+    assert WatchedToggle.seen == [expected] * 3

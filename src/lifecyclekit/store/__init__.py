@@ -76,6 +76,7 @@ from lifecyclekit.store import _core as core
 from lifecyclekit.store._astore import AsyncStore
 from lifecyclekit.store._auow import AsyncConsumer, AsyncExtensionSQL, AsyncUnitOfWork, Watch
 from lifecyclekit.store._backend import AsyncBackend, Backend, BackendError
+from lifecyclekit.store._checks import check_open
 from lifecyclekit.store._core import SCHEMA_VERSION, RetryPolicy
 from lifecyclekit.store._model import (
     Change,
@@ -187,6 +188,10 @@ def open_store(
         MissingDependency: PostgreSQL without ``lifecyclekit[postgres]`` installed.
     """
     target = _target("open_store", url)
+    check_open(
+        registry=registry, clock=clock, retry=retry, key_retention=key_retention,
+        extensions=extensions, create=create, pool_size=pool_size, timeout=timeout,
+    )  # fmt: skip
     backend: Backend
     if target[0] == "sqlite":
         backend = target[1]
@@ -243,6 +248,10 @@ def open_async_store(
         MissingDependency: PostgreSQL without ``lifecyclekit[postgres]`` installed.
     """
     target = _target("open_async_store", url)
+    check_open(
+        registry=registry, clock=clock, retry=retry, key_retention=key_retention,
+        extensions=extensions, create=create, pool_size=pool_size, timeout=timeout,
+    )  # fmt: skip
     backend: AsyncBackend
     if target[0] == "sqlite":
         from lifecyclekit.store.sqlite import AsyncSQLiteBackend
@@ -292,7 +301,8 @@ def _target(function: str, url: str) -> tuple[Any, ...]:
 def _sqlite(url: str, netloc: str, path: str, options: dict[str, str]) -> Backend:
     from lifecyclekit.store.sqlite import SYNCHRONOUS, SQLiteBackend
 
-    if netloc or not path.startswith("/") or path == "/":
+    if netloc or not path.startswith("/") or path == "/" or url[7:9] != "//":
+        # sqlite:/x.db (no "//") would read as the relative x.db: refused, not guessed
         raise _refuse(url, "is not a SQLite file URL")
     unknown = set(options) - {"synchronous"}
     if unknown:
@@ -304,6 +314,8 @@ def _sqlite(url: str, netloc: str, path: str, options: dict[str, str]) -> Backen
         given, known = options["synchronous"], ", ".join(SYNCHRONOUS)
         raise _refuse(url, f"has synchronous={given!r} (SQLite accepts {known})")
     file = unquote(path[1:])
+    if file.startswith("//"):  # sqlite://///tmp/x.db: extra slashes, as a shell reads them
+        file = "/" + file.lstrip("/")
     if file != ":memory:" and (not file or file.endswith("/") or "\x00" in file):
         raise _refuse(url, "names no file")
     if file != ":memory:" and os.path.isdir(file):

@@ -13,6 +13,7 @@ from lifecyclekit.store import _ops as ops
 from lifecyclekit.store import _queries as queries
 from lifecyclekit.store import _schema as schema
 from lifecyclekit.store._backend import Rows
+from lifecyclekit.store._checks import check_seconds
 from lifecyclekit.store._model import Change, Page, Step, adrive, check_count
 from lifecyclekit.store._ops import Work
 from lifecyclekit.store._schema import Extension
@@ -139,7 +140,8 @@ class Watch:
         check_count("limit", limit)
         self._store = store
         self._after = after
-        self._timeout = float("inf") if timeout is None else float(timeout)
+        seconds = check_seconds("watch(timeout=)", timeout, allow_none=True, allow_zero=True)
+        self._timeout = float("inf") if seconds is None else seconds
         self._limit = limit
 
     async def _start(self) -> int:

@@ -124,8 +124,13 @@ class Backend(Protocol):
         """
         ...
 
+    context_readable: str
+    """A SQL boolean that never raises: whether a row's ``context`` is a JSON object
+    :meth:`context_filter` can read (unreadable rows are skipped and reported, not fatal)."""
+
     def context_filter(self, field: str, value: Any) -> tuple[str, tuple[Any, ...]]:
-        """A WHERE condition on a top-level field of the JSON ``context`` column."""
+        """A WHERE condition on a top-level field of the JSON ``context`` column (evaluated
+        only on rows where :attr:`context_readable` holds)."""
         ...
 
     def change_fence(self, after: int) -> int | None:
@@ -197,6 +202,9 @@ class AsyncBackend(Protocol):
     ) -> AbstractAsyncContextManager[AsyncTransaction]:
         """As :meth:`Backend.transaction`."""
         ...
+
+    context_readable: str
+    """As :attr:`Backend.context_readable`."""
 
     def context_filter(self, field: str, value: Any) -> tuple[str, tuple[Any, ...]]:
         """As :meth:`Backend.context_filter`."""

@@ -11,6 +11,7 @@ statements, so neither copies the logic.
 from __future__ import annotations
 
 import inspect
+import math
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ from lifecyclekit.store._rows import (
     RECORD_COLUMNS,
     Loaded,
     corrupt,
+    from_row,
     insert_history,
     lifecycle_class,
     parse_loaded,
@@ -78,12 +80,23 @@ class RetryPolicy:
     cap: float = 0.1
 
     def __post_init__(self) -> None:
-        if not isinstance(self.attempts, int) or self.attempts < 1:
-            msg = f"RetryPolicy.attempts must be a positive int, got {self.attempts!r}."
-            raise ValueError(msg)
-        if self.base < 0 or self.cap < 0:
-            msg = f"RetryPolicy delays must be >= 0, got base={self.base!r}, cap={self.cap!r}."
-            raise ValueError(msg)
+        attempts = self.attempts
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+            msg = f"RetryPolicy(attempts=...) takes an int >= 1 (1: no retry), got {attempts!r}."
+            raise StoreError(msg)
+        for name in ("base", "cap"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+                or value < 0
+            ):
+                msg = (
+                    f"RetryPolicy({name}=...) takes a finite number of seconds >= 0, got "
+                    f"{value!r} (defaults: base=0.001, cap=0.1)."
+                )
+                raise StoreError(msg)
 
     def delay(self, attempt: int) -> float:
         """Seconds to pause after failed try number ``attempt`` (from 1)."""
@@ -340,13 +353,15 @@ def save(
 
     Returns the changes, or None when another writer changed the row since it was loaded.
     """
-    snap = instance.snapshot()
+    cls = type(instance)
+    context = context_data(instance)
+    revision = instance.revision
     updated = yield Statement(
         "UPDATE lk_instances SET state = ?, context = ?, revision = ?, version = ?,"
         " updated_at = ?, schema_version = ? WHERE id = ? AND version = ?",
         (
-            snap.state, dumps(snap.context), snap.revision, loaded.version + 1, now,
-            snap.schema_version, loaded.id, loaded.version,
+            instance.state, dumps(context), revision, loaded.version + 1, now,
+            cls.schema_version, loaded.id, loaded.version,
         ),
     )  # fmt: skip
     if updated.rowcount != 1:
@@ -354,14 +369,23 @@ def save(
     loaded.version += 1
     if rewrite_history:
         yield Statement("DELETE FROM lk_history WHERE instance_id = ?", (loaded.id,))
-        older = [r for r in snap.history if r.seq <= loaded.revision]
+        older = [r for r in instance.history if r.seq <= loaded.revision]
         if older:
             yield from insert_history(loaded.id, older)
     if records:
         yield from insert_history(loaded.id, records)
-    changes = yield from add_changes(loaded.id, snap.machine, records, dialect, effects, instance)
-    loaded.revision = snap.revision
+    machine = cls.machine_key()
+    changes = yield from add_changes(loaded.id, machine, records, dialect, effects, instance)
+    loaded.revision = revision
+    loaded.context = context
     return changes
+
+
+def context_data(instance: Lifecycle) -> dict[str, Any] | None:
+    """The instance's context as JSON-ready data (what :meth:`Lifecycle.snapshot` holds),
+    without building a snapshot."""
+    context = instance.context
+    return context.model_dump(mode="json") if context is not None else None
 
 
 def delete(instance_id: str) -> Step[bool]:
@@ -478,12 +502,15 @@ def send(
         replay = replay_of(request, row, now, retention)
         if replay is not None:
             return replay
-    loaded = parse_loaded(request.id, row, _last_record(request.id, row))
+    last = _last_record(request.id, row)
+    loaded = parse_loaded(request.id, row, last, decode=False)
     cls = lifecycle_class(registry, loaded)
     outdated = loaded.schema_version != cls.schema_version
     if outdated:  # upgrade the whole row once, in this transaction
-        loaded.history = yield from read_records(request.id)
-    instance = restore(registry, loaded, clock)
+        loaded = parse_loaded(request.id, row, (yield from read_records(request.id)))
+        instance = restore(registry, loaded, clock)
+    else:  # the compiled path: no Snapshot round trip, the context validated once
+        instance = from_row(cls, loaded, clock)
     yield from fire(instance, request.name, request.args, request.data, request.id)
     added = [r for r in instance.history if r.seq > loaded.revision]
     records = annotate(added, request.actor, request.reason, request.metadata)
@@ -492,10 +519,9 @@ def send(
     )
     if changes is None:
         return LOST
-    snap = instance.snapshot()
     result = SendResult(
-        id=request.id, machine=snap.machine, state=snap.state, revision=snap.revision,
-        context=snap.context, records=tuple(records),
+        id=request.id, machine=loaded.machine, state=instance.state, revision=loaded.revision,
+        context=loaded.context, records=tuple(records),
     )  # fmt: skip
     if request.key is not None:
         yield Statement(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -303,15 +304,55 @@ def check_count(what: str, value: Any, *, allow_zero: bool = False) -> None:
 def check_audit(actor: Any, reason: Any, metadata: Any, key: Any) -> None:
     """The who/why/key arguments of ``send`` are what they must be."""
     for label, value in (("actor", actor), ("reason", reason), ("idempotency_key", key)):
-        if value is not None and (not isinstance(value, str) or not 0 < len(value) <= 1000):
+        if value is not None and (
+            not isinstance(value, str) or not 0 < len(value) <= 1000 or "\x00" in value
+        ):
             msg = (
-                f"send(..., {label}=) takes a str of 1-1000 characters, got "
+                f"send(..., {label}=) takes a str of 1-1000 characters without NUL, got "
                 f"{shown(value)}. (A payload field called {label!r} goes in data={{...}}.)"
             )
             raise StoreError(msg)
     if metadata is not None and not isinstance(metadata, Mapping):
         msg = f"send(..., metadata=) takes a JSON object (a mapping), got {shown(metadata)}."
         raise StoreError(msg)
+    if metadata is not None:
+        problem = _not_json(metadata, "metadata")
+        if problem:
+            msg = (
+                f"send(..., metadata=) takes JSON data: {problem}. Use str (without NUL), "
+                "int, finite float, bool, None, lists and str-keyed mappings of those."
+            )
+            raise StoreError(msg)
+
+
+def _not_json(value: Any, where: str, depth: int = 0) -> str:
+    """What keeps ``value`` from being JSON every back-end stores alike ("" when nothing)."""
+    if depth > 100:
+        return f"{where} is nested more than 100 levels deep"
+    if isinstance(value, Mapping):
+        for key in value:
+            if not isinstance(key, str) or "\x00" in key:
+                return f"{where} has the key {shown(key)} (keys are str without NUL)"
+        children = [(item, f"{where}[{key!r}]") for key, item in value.items()]
+    elif isinstance(value, list | tuple):
+        children = [(item, f"{where}[{index}]") for index, item in enumerate(value)]
+    else:
+        return _not_json_scalar(value, where)
+    for item, inner in children:
+        problem = _not_json(item, inner, depth + 1)
+        if problem:
+            return problem
+    return ""
+
+
+def _not_json_scalar(value: Any, where: str) -> str:
+    if value is None or isinstance(value, bool | int):
+        return ""
+    if isinstance(value, str):
+        return f"{where} contains a NUL character" if "\x00" in value else ""
+    if isinstance(value, float):
+        return "" if math.isfinite(value) else f"{where} is {value!r}, not a finite number"
+    return f"{where} is {shown(value)}, a {type(value).__name__}"
 
 
 def payload_of(

@@ -38,6 +38,7 @@ from lifecyclekit.store import _core as core
 from lifecyclekit.store import _queries as queries
 from lifecyclekit.store import _schema as schema
 from lifecyclekit.store._backend import BackendError
+from lifecyclekit.store._checks import check_callback
 from lifecyclekit.store._core import Effects, RetryPolicy, SendRequest
 from lifecyclekit.store._model import (
     Change,
@@ -189,8 +190,12 @@ class StoreBase:
 
     def on_commit(self, callback: OnCommit) -> OnCommit:
         """Call ``callback(change)`` for every record this store object commits, after the
-        commit (whatever the lifecycle). Usable as a decorator; returns ``callback``."""
-        self._callbacks.append(callback)
+        commit (whatever the lifecycle). Usable as a decorator; returns ``callback``.
+
+        Raises:
+            StoreError: ``callback`` is not callable (nothing is registered).
+        """
+        self._callbacks.append(check_callback(callback))
         return callback
 
     def __repr__(self) -> str:
@@ -347,7 +352,16 @@ def consumer_position(name: str) -> Operation[int]:
 
 
 def ack(store: StoreBase, name: str, position: int | Change) -> Operation[None]:
+    """Move the cursor to ``position``, which the feed must have delivered: at most its last
+    committed change and (where commits land out of position order) the fence; a position
+    beyond would skip the changes committed next."""
     value = queries.check_ack(position)
+    if value > 0:
+        fence: int | None = yield Fence(value - 1)
+        head: int = yield Transact(
+            "read the change feed's head", False, lambda _: queries.feed_head()
+        )
+        queries.check_delivered(name, value, head if fence is None else min(head, fence))
     now = store._now()
     yield Transact(
         f"acknowledge {value} for consumer {name!r}", True, lambda _: queries.ack(name, value, now)

@@ -73,6 +73,8 @@ class Loaded:
     revision: int
     version: int
     history: list[TransitionRecord]
+    text: str | None = None
+    """The context as stored (JSON), when it was left undecoded for :func:`from_row`."""
 
 
 def corrupt(instance_id: str, problem: object) -> SnapshotError:
@@ -80,10 +82,25 @@ def corrupt(instance_id: str, problem: object) -> SnapshotError:
     return SnapshotError(msg)
 
 
-def parse_loaded(instance_id: str, row: Sequence[Any], history: list[TransitionRecord]) -> Loaded:
-    """:class:`Loaded` from ``machine, schema_version, state, context, revision, version``."""
+def parse_loaded(
+    instance_id: str,
+    row: Sequence[Any],
+    history: list[TransitionRecord],
+    *,
+    decode: bool = True,
+) -> Loaded:
+    """:class:`Loaded` from ``machine, schema_version, state, context, revision, version``;
+    ``decode=False`` keeps the context as its JSON text (``text``) for :func:`from_row`,
+    which validates it in one step."""
     machine, schema_version, state, context, revision, version = row[:6]
     try:
+        if not decode:
+            context, text = None, context
+            if text is not None and not (isinstance(text, str) and text.lstrip()[:1] == "{"):
+                msg = f"context is not a JSON object: {shown(text)}"
+                raise ValueError(msg)
+        else:
+            text = None
         data = json.loads(context) if context is not None else None
         if data is not None and not isinstance(data, dict):
             msg = f"context is not a JSON object: {shown(context)}"
@@ -92,12 +109,17 @@ def parse_loaded(instance_id: str, row: Sequence[Any], history: list[TransitionR
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in ints):
             msg = f"schema_version, revision, version are {ints!r}"
             raise ValueError(msg)
+        if revision < 0:
+            msg = f"revision is {revision!r}, below 0"
+            raise ValueError(msg)
         if not isinstance(machine, str) or not isinstance(state, str):
             msg = f"machine {shown(machine)}, state {shown(state)}"
             raise ValueError(msg)
     except ValueError as exc:
         raise corrupt(instance_id, exc) from None
-    return Loaded(instance_id, machine, schema_version, state, data, revision, version, history)
+    return Loaded(
+        instance_id, machine, schema_version, state, data, revision, version, history, text
+    )
 
 
 def lifecycle_class(registry: Registry, loaded: Loaded) -> type[Lifecycle]:
@@ -154,6 +176,24 @@ def restore(registry: Registry, loaded: Loaded, clock: Clock | None) -> Lifecycl
     cls, snap = snapshot_of(registry, loaded)
     try:
         instance = cls.restore(snap, clock=clock)
+    except SnapshotError as exc:
+        raise corrupt(loaded.id, exc) from None
+    return drivable(instance)
+
+
+def from_row(cls: type[Lifecycle], loaded: Loaded, clock: Clock | None) -> Lifecycle:
+    """The live instance of a row at its class's schema version, read with
+    ``decode=False`` and at most its last record: rebuilt by :meth:`Lifecycle.from_stored`
+    (the context validated once, from its JSON; no :class:`Snapshot` round trip).
+
+    Raises:
+        SnapshotError: naming the instance, as :func:`restore`.
+    """
+    last = loaded.history[-1] if loaded.history else None
+    try:
+        instance = cls.from_stored(
+            loaded.state, loaded.text, revision=loaded.revision, last=last, clock=clock
+        )
     except SnapshotError as exc:
         raise corrupt(loaded.id, exc) from None
     return drivable(instance)

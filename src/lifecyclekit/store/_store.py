@@ -26,6 +26,7 @@ from lifecyclekit.store import _core as core
 from lifecyclekit.store import _ops as ops
 from lifecyclekit.store import _schema as schema
 from lifecyclekit.store._backend import Backend, BackendError, Kind
+from lifecyclekit.store._checks import check_seconds
 from lifecyclekit.store._core import LOST, Effects, RetryPolicy
 from lifecyclekit.store._model import Change, InstanceSummary, Page, SendResult, drive
 from lifecyclekit.store._ops import Fence, Operation, StoreBase, Transact, Work
@@ -385,7 +386,12 @@ class Store(StoreBase):
         self, after: int = 0, *, timeout: float | None = None, limit: int = 100
     ) -> Page[Change]:
         """:meth:`changes`, waiting up to ``timeout`` seconds (``None``: for ever) until
-        there is one. PostgreSQL wakes on ``NOTIFY``; SQLite polls. Empty on timeout."""
+        there is one. PostgreSQL wakes on ``NOTIFY``; SQLite polls. Empty on timeout.
+
+        Raises:
+            StoreError: ``timeout`` is not a finite number >= 0 or None.
+        """
+        timeout = check_seconds("watch(timeout=)", timeout, allow_none=True, allow_zero=True)
         found = self.changes(after, limit)
         if found or timeout == 0:
             return found

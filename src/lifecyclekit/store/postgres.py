@@ -22,12 +22,14 @@ that is not I/O (the SQL, the error kinds, the pool's options).
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from functools import lru_cache
 from typing import Any
+from urllib.parse import quote
 
 from lifecyclekit.errors import optional_import
 from lifecyclekit.store._backend import BackendError, Kind, Rows, uninterrupted
@@ -38,6 +40,8 @@ SCHEMA_LOCK = 7_143_901
 """pg_advisory_xact_lock key serialising schema changes."""
 FEED_LOCK = 7_143_902
 """Advisory lock key: writers hold it shared from taking a change position to their end."""
+CLOSED = "the store is closed (open another with open_store(url))"
+"""Why an operation on a closed store fails (the same words as SQLite's)."""
 CHANNEL = "lifecyclekit_changes"
 """The LISTEN/NOTIFY channel woken by every commit that adds changes."""
 
@@ -153,6 +157,7 @@ class _Postgres:
         self._conninfo = conninfo
         self._pool_size = max(1, pool_size)
         self._unhealthy = False
+        self._closed = False
 
     def _pool_options(self) -> dict[str, Any]:
         return {
@@ -187,8 +192,13 @@ class _Postgres:
     # -- errors ------------------------------------------------------------------------------
 
     def _scrub(self, text: str) -> str:
+        """``text`` with the password hidden where a driver may echo it: in a URL's
+        password position and in ``password=`` (never elsewhere: a database or user named
+        like the password stays readable)."""
         for secret in self._secrets:
-            text = text.replace(secret, "***")
+            for form in {secret, quote(secret, safe="")}:
+                text = text.replace(f":{form}@", ":***@")
+                text = re.sub(rf"(password\s*=\s*'?){re.escape(form)}", r"\g<1>***", text)
         return text.strip()
 
     def classify(self, exc: BaseException, *, connecting: bool = False) -> BackendError:
@@ -214,6 +224,17 @@ class _Postgres:
         return BackendError(kind, detail)
 
     # -- SQL that differs --------------------------------------------------------------------
+
+    # jsonb refuses what a TEXT column may hold: "\u0000", NaN/Infinity (Python's json
+    # writes them), text that is not a JSON object. Regexes (which never raise, and contain
+    # no "?" placeholder) tell such rows apart before anything casts them.
+    context_readable = (
+        "(CASE WHEN context IS NULL THEN TRUE ELSE ("
+        r"context ~ '^\s*\{.*\}\s*$'"
+        r" AND context !~ '(^|[^\\])(\\\\)*\\u0000'"
+        r" AND context !~ '[:,[][[:space:]]*-*(NaN|Infinity)[[:space:]]*[],}]') END)"
+    )
+    """True for a row whose context :meth:`context_filter` can read (never raises)."""
 
     def context_filter(self, field: str, value: Any) -> tuple[str, tuple[Any, ...]]:
         import json
@@ -265,6 +286,8 @@ class PostgresBackend(_Postgres):
         """A pooled connection. After the server was seen unreachable, the next call
         connects directly (failing fast while the server is down); once that succeeds the
         pool, which may be waiting out its reconnection back-off, is replaced."""
+        if self._closed:
+            raise BackendError(Kind.OTHER, CLOSED)
         if self._unhealthy:
             connection = self._direct()
             with self._lock:
@@ -283,6 +306,8 @@ class PostgresBackend(_Postgres):
         pool = self._pool
         try:
             connection = pool.getconn()
+        except self._pools.PoolClosed:
+            raise BackendError(Kind.OTHER, CLOSED) from None
         except self._pools.PoolTimeout as exc:
             raise self._no_connection(exc) from None
         try:
@@ -362,6 +387,7 @@ class PostgresBackend(_Postgres):
             connection.close()
 
     def close(self) -> None:
+        self._closed = True
         self._pool.close()
 
 
@@ -439,7 +465,7 @@ class AsyncPostgresBackend(_Postgres):
         direct connection succeeds again, and then a fresh pool (as the synchronous
         back-end does)."""
         if self._pool is None:
-            msg = "the store is not open (await open_async_store(url))"
+            msg = CLOSED if self._closed else "the store is not open (await open_async_store(url))"
             raise BackendError(Kind.OTHER, msg)
         if self._unhealthy:
             connection = await self._direct()
@@ -534,6 +560,7 @@ class AsyncPostgresBackend(_Postgres):
             await uninterrupted(connection.close())
 
     async def aclose(self) -> None:
+        self._closed = True
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()

@@ -41,6 +41,8 @@ __all__ = ["AsyncSQLiteBackend", "SQLiteBackend"]
 T = TypeVar("T")
 
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+CLOSED = "the store is closed (open another with open_store(url))"
+"""Why an operation on a closed store fails."""
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS lk_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -165,6 +167,15 @@ class SQLiteBackend:
             msg = f"no file {self.path!r}"
             raise BackendError(Kind.NO_STORE, msg)
         folder = os.path.dirname(path)
+        if not exists and not os.path.isdir(folder):
+            msg = f"the directory {folder!r} does not exist: create it, or choose another path"
+            raise BackendError(Kind.OTHER, msg)
+        if not exists and not os.access(folder, os.W_OK | os.X_OK):
+            msg = (
+                f"the directory {folder!r} is not writable, so the store file cannot be "
+                "created there: choose a directory you can write, or change its permissions"
+            )
+            raise BackendError(Kind.OTHER, msg)
         if exists and not os.access(path, os.W_OK):
             mode = "mode=ro" if os.access(folder, os.W_OK) else "mode=ro&immutable=1"
         elif exists and not os.access(folder, os.W_OK):
@@ -189,7 +200,7 @@ class SQLiteBackend:
         if connection is not None:
             return connection
         if self._closed:
-            msg = "the store is closed"
+            msg = CLOSED
             raise BackendError(Kind.OTHER, msg)
         connection = self._open(create)
         with self._lock:
@@ -244,6 +255,12 @@ class SQLiteBackend:
             cursor.close()
 
     # -- SQL that differs --------------------------------------------------------------------
+
+    context_readable = (
+        "(CASE WHEN context IS NULL THEN 1 WHEN json_valid(context)"
+        " THEN json_type(context) = 'object' ELSE 0 END)"
+    )
+    """True for a row whose context :meth:`context_filter` can read (never raises)."""
 
     def context_filter(self, field: str, value: Any) -> tuple[str, tuple[Any, ...]]:
         path = '$."' + field + '"'
@@ -394,7 +411,7 @@ class AsyncSQLiteBackend:
     @asynccontextmanager
     async def transaction(self, *, write: bool, schema: bool = False) -> AsyncIterator[_AsyncTx]:
         if self._closed or self._free is None:
-            msg = "the store is closed" if self._closed else "the store is not open"
+            msg = CLOSED if self._closed else "the store is not open"
             raise BackendError(Kind.OTHER, msg)
         free = self._free
         lane = await free.get()
@@ -414,6 +431,8 @@ class AsyncSQLiteBackend:
                     loop.call_soon_threadsafe(free.put_nowait, lane)
 
             lane.submit(session.abort).add_done_callback(release)
+
+    context_readable = SQLiteBackend.context_readable
 
     def context_filter(self, field: str, value: Any) -> tuple[str, tuple[Any, ...]]:
         return self._sync.context_filter(field, value)
