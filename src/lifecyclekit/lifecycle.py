@@ -46,7 +46,7 @@ from lifecyclekit.errors import (
     field_errors,
 )
 from lifecyclekit.explain import Explanation, abuild_explanation, build_explanation
-from lifecyclekit.payloads import dump_payload, validate_payload
+from lifecyclekit.payloads import bind_command, dump_payload, validate_payload
 from lifecyclekit.snapshot import (
     Migration,
     Snapshot,
@@ -771,6 +771,14 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
         .. versionadded:: 0.2
         """
 
+    def check_delete(self) -> None:
+        """Called by a store's ``delete`` with the stored instance, inside the deleting
+        transaction, before the row is removed: raise (``self.rejection("delete", why)``) to
+        refuse, and nothing is deleted. Allows every delete here; override it.
+
+        .. versionadded:: 0.2
+        """
+
     # -- typed events and explanations (engine hooks) ------------------------------------
 
     def _admit_event(
@@ -815,12 +823,15 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
         Raises:
             TransitionRejected: ``name`` is neither an event nor a declared command (the
                 message lists both), or the event is refused.
-            PayloadError: the data does not validate.
+            PayloadError: the data does not validate, or does not fit the command's
+                parameters (missing, surplus or unknown arguments).
         """
         if name in self._event_ids:
             return self.send(name, *args, **data)
         if name in self.commands:
-            return getattr(self, name)(*args, **data)
+            command = getattr(self, name)
+            bind_command(type(self).__name__, name, command, args, data)
+            return command(*args, **data)
         events = ", ".join(sorted(self._event_ids)) or "none"
         commands = ", ".join(sorted(self.commands)) or "none"
         action = f"call {name!r} on"

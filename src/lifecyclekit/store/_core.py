@@ -511,7 +511,8 @@ def send(
         instance = restore(registry, loaded, clock)
     else:  # the compiled path: no Snapshot round trip, the context validated once
         instance = from_row(cls, loaded, clock)
-    yield from fire(instance, request.name, request.args, request.data, request.id)
+    returned = yield from fire(instance, request.name, request.args, request.data, request.id)
+    plain = request.name in instance.commands and isinstance(returned, bool | int | float | str)
     added = [r for r in instance.history if r.seq > loaded.revision]
     records = annotate(added, request.actor, request.reason, request.metadata)
     changes = yield from save(
@@ -521,7 +522,7 @@ def send(
         return LOST
     result = SendResult(
         id=request.id, machine=loaded.machine, state=instance.state, revision=loaded.revision,
-        context=loaded.context, records=tuple(records),
+        context=loaded.context, records=tuple(records), returned=returned if plain else None,
     )  # fmt: skip
     if request.key is not None:
         yield Statement(
