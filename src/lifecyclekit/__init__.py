@@ -12,6 +12,7 @@ from statemachine.exceptions import TransitionNotAllowed
 
 from lifecyclekit.errors import (
     AppImportError,
+    AsyncRequired,
     DefinitionError,
     DiagramError,
     LifecycleError,
@@ -34,6 +35,7 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "AppImportError",
+    "AsyncRequired",
     "Because",
     "Candidate",
     "Clock",

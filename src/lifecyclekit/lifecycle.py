@@ -22,6 +22,7 @@ the hooks it exposes (``_admit_event``, ``_refusal``, ``_start_engine``).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
@@ -30,7 +31,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self
 
 from pydantic import BaseModel, ValidationError
-from statemachine import StateChart
+from statemachine import State, StateChart
 from typing_extensions import TypeVar
 
 import lifecyclekit._chart as _chart
@@ -38,8 +39,14 @@ import lifecyclekit._fast as _fast
 import lifecyclekit._psm as _psm
 from lifecyclekit._display import DISPLAY_HOOKS
 from lifecyclekit._meta import LifecycleMeta
-from lifecyclekit.errors import PayloadError, SnapshotError, TransitionRejected, field_errors
-from lifecyclekit.explain import Explanation, build_explanation
+from lifecyclekit.errors import (
+    DefinitionError,
+    PayloadError,
+    SnapshotError,
+    TransitionRejected,
+    field_errors,
+)
+from lifecyclekit.explain import Explanation, abuild_explanation, build_explanation
 from lifecyclekit.payloads import bind_command, dump_payload, validate_payload
 from lifecyclekit.snapshot import (
     Migration,
@@ -52,7 +59,6 @@ from lifecyclekit.transitions import Provenance, TransitionInfo, transition_tabl
 
 if TYPE_CHECKING:
     from statemachine import Event
-    from statemachine.state import State
     from statemachine.transition import Transition
 
 __all__ = ["C", "Clock", "Lifecycle", "utc_now"]
@@ -131,6 +137,12 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
     - ``payloads``: ``{event_id: PydanticModel}``; data sent with that event is validated
       before any guard or callback runs and reaches callbacks as ``payload`` and by field.
     - ``schema_version``: bump it when the context model changes incompatibly.
+    - the construction hooks, instead of a custom ``__init__``: :meth:`initial_state_for`
+      (the starting state from the context), :meth:`when_created` (once per new
+      instance) and :meth:`when_restored` (once per restored one).
+
+    A class with ``async def`` guards or callbacks is driven with ``await`` inside a
+    running event loop (see :attr:`is_async`, :meth:`aexplain`, :meth:`acall`).
 
     Args:
         clock: returns the current time as an aware ``datetime`` (default: UTC now).
@@ -213,7 +225,7 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
     _fast_running = True
     _fast_busy = False
 
-    def __init__(
+    def __init__(  # noqa: C901 - both paths inline: creation is a hot path
         self,
         *,
         clock: Clock | None = None,
@@ -244,21 +256,97 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
             attributes["_history"] = []
             if clock is not None:
                 attributes["_clock"] = clock
+            fresh = holder.state is None
+            if (
+                fresh
+                and start_value is None
+                and type(self).initial_state_for.__func__ is not _DEFAULT_INITIAL  # type: ignore[attr-defined]
+            ):
+                start_value = self._chosen_start(context)
             if start_value is not None:
                 attributes["start_configuration_values"] = [start_value]
-            if holder.state is None:
+            if fresh:
                 _fast.activate(self, plan, start_value)
+                if type(self).when_created is not _NO_CREATED_HOOK:
+                    self.when_created()
             return
         if clock is not None:
             self._clock = clock
         self._history: list[Any] = []
         self._context: Any = self._build_context(context, fields)
+        fresh = model is None or getattr(model, state_field, None) is None
+        if fresh and start_value is None and _picks_initial_state(type(self)):
+            start_value = self._chosen_start(self._context)
         super().__init__(
             model=model if model is not None else _StateHolder(),
             state_field=state_field,
             start_value=start_value,
             listeners=[_RECORDER, *(listeners or ())],
         )
+        if super().current_state_value is None:
+            # psm's async engine only queues the initial activation (see ``is_async``).
+            _psm.activate_pending(self)
+        if fresh and type(self).when_created is not _NO_CREATED_HOOK:
+            self.when_created()
+
+    # -- construction hooks --------------------------------------------------------------
+
+    @classmethod
+    def initial_state_for(cls, context: C) -> str | State | None:
+        """The state a new instance starts in, chosen from its validated context.
+
+        Override it when the starting state depends on the data (a work with unfinished
+        prerequisites starts ``blocked``). Called once per new instance, before the
+        instance starts, never on :meth:`restore` or :meth:`from_stored`, nor when the
+        constructor is given ``start_value``. The chosen state's entry actions run, as the
+        initial state's would. Return a state id (``"blocked"``), the class's ``State``
+        (``cls.blocked``), or ``None`` for the declared initial state (the default).
+
+        Raises:
+            DefinitionError: (raised for it) the value names no state of the class.
+
+        .. versionadded:: 0.2
+        """
+        return None
+
+    def when_created(self) -> None:
+        """Called once on a new instance, at the end of its construction: its context is
+        validated and its starting state entered (entry actions run; for an async
+        lifecycle created inside a running loop they wait, see :attr:`is_async`). Never
+        called on a restored instance (see :meth:`when_restored`). Does nothing here;
+        override it for work a new instance does once: stamp the context, check it
+        against the clock. An exception from it fails the construction.
+
+        .. versionadded:: 0.2
+        """
+
+    def when_restored(self) -> None:
+        """Called once on an instance rebuilt by :meth:`restore` or :meth:`from_stored`
+        (stores load instances through them), after its state, context, history and
+        revision are set; no entry action ran. Never called on a new instance (see
+        :meth:`when_created`). Does nothing here; override it to rebuild what the
+        snapshot does not hold (caches, derived fields). An exception from it fails the
+        restore.
+
+        .. versionadded:: 0.2
+        """
+
+    def _chosen_start(self, context: Any) -> Any:
+        """The value of the state :meth:`initial_state_for` chose (``None``: the initial)."""
+        cls = type(self)
+        chosen = cls.initial_state_for(context)
+        if chosen is None:
+            return None
+        if isinstance(chosen, str) and chosen in cls._state_by_id:
+            return cls._state_by_id[chosen].value
+        if isinstance(chosen, State) and cls._state_by_id.get(chosen.id) is chosen:
+            return chosen.value
+        msg = (
+            f"{cls.__name__}.initial_state_for returned {chosen!r}, which is not a state of "
+            f"{cls.__name__}. Return a state id ({', '.join(cls._state_by_id)}), one of the "
+            "class's State attributes, or None for the initial state."
+        )
+        raise DefinitionError(msg)
 
     # -- context -------------------------------------------------------------------------
 
@@ -353,10 +441,17 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
         active leaf of nested compound states (``"packing"`` inside ``"fulfilment"``), or the
         parallel state whose regions are active (``"running"``). :attr:`configuration_ids`
         lists every active state.
+
+        An async lifecycle created inside a running event loop is in its initial state
+        from the start; only the initial state's entry actions wait for ``await
+        lc.activate_initial_state()`` or the first event (see :attr:`is_async`).
         """
         if self._is_chart:
             return _chart.summary(self._active()).id
-        return self._id_by_value[self.current_state_value]
+        try:
+            return self._id_by_value[self.current_state_value]
+        except KeyError:
+            return str(self._current_state().id)
 
     @property
     def state_value(self) -> Any:
@@ -364,7 +459,8 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
         :attr:`state`, for a statechart too)."""
         if self._is_chart:
             return _chart.summary(self._active()).value
-        return self.current_state_value
+        value = self.current_state_value
+        return value if value is not None else self._current_state().value
 
     @property
     def configuration_ids(self) -> tuple[str, ...]:
@@ -393,7 +489,39 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
         that region)."""
         if self._is_chart:
             return any(s.final and s.parent is None for s in self._active())
-        return bool(self.states_map[self.current_state_value].final)
+        return bool(self._current_state().final)
+
+    def _current_state(self) -> State:
+        """The current state; while an async lifecycle's initial activation is pending (the
+        model holds no state yet), the state it starts in."""
+        value = self.current_state_value
+        return self._start_state() if value is None else self.states_map[value]
+
+    def _start_state(self) -> State:
+        starts = self.start_configuration_values
+        if starts:
+            return self.states_map[starts[0]]
+        initial = self.initial_state
+        assert initial is not None  # a lifecycle has states (checked at class creation)
+        return initial
+
+    @property
+    def is_async(self) -> bool:
+        """Whether this instance runs on python-statemachine's async engine: its class (or a
+        listener) has an ``async def`` callback or guard.
+
+        Inside a running event loop, its events, ``send``, ``call`` and
+        ``activate_initial_state()`` return awaitables (``await lc.pay()``), a refusal is
+        raised by the ``await``, and :meth:`explain` is :meth:`aexplain`. From sync code
+        with no loop running they run to completion as for a sync lifecycle (on
+        python-statemachine's per-thread loop). Created inside a running loop, the
+        instance is in its initial state at once, but the initial state's entry actions
+        run only at ``await lc.activate_initial_state()`` or the first event.
+        :meth:`asend` and :meth:`acall` are awaitable for every lifecycle.
+
+        .. versionadded:: 0.2
+        """
+        return self._compiled is None and _psm.is_async(self)
 
     @property
     def history(self) -> tuple[TransitionRecord, ...]:
@@ -471,6 +599,8 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
                     self.current_state_value = state
                     self._set_running(not self.is_finished)
             elif self.current_state_value != state:
+                if state is None:  # an async lifecycle's pending activation ran in the block
+                    state = self._start_state().value
                 self.current_state_value = state
                 # Entering a final state stopped the engine; the restored state is live.
                 self._set_running(not self.states_map[state].final)
@@ -712,7 +842,16 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
 
     def _refusal(self, event: Event | None, kwargs: dict[str, Any]) -> TransitionRejected:
         event_id = event.id if event is not None else ""
-        explanation = build_explanation(self, event_id, kwargs)
+        if self.is_async and not _psm.loop_running():
+            # A sync call of an async lifecycle: its guards are awaited on psm's loop too.
+            explanation = _psm.run_sync(abuild_explanation(self, event_id, kwargs))
+        else:
+            explanation = build_explanation(self, event_id, kwargs)
+        return TransitionRejected(explanation, set(self.configuration), event)
+
+    async def _arefusal(self, event: Event | None, kwargs: dict[str, Any]) -> TransitionRejected:
+        event_id = event.id if event is not None else ""
+        explanation = await abuild_explanation(self, event_id, kwargs)
         return TransitionRejected(explanation, set(self.configuration), event)
 
     def _is_refusal(self, error: Exception) -> bool:
@@ -746,6 +885,33 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
         reason = f"it is neither an event nor a command. Events: {events}. Commands: {commands}."
         raise self.rejection(action, reason)
 
+    async def acall(self, name: str, /, *args: Any, **data: Any) -> Any:
+        """:meth:`call`, awaitable for every lifecycle: awaits the event of an async one
+        (inside a running loop), returns a sync one's result as is. What an async store
+        (or any async code driving lifecycles it does not know) calls.
+
+        Raises:
+            TransitionRejected: as :meth:`call`, with every guard's verdict (async guards
+                awaited).
+            PayloadError: the data does not validate (before any guard runs).
+
+        .. versionadded:: 0.2
+        """
+        result = self.call(name, *args, **data)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    async def asend(self, event: str, /, *args: Any, **data: Any) -> Any:
+        """:meth:`send`, awaitable for every lifecycle (see :meth:`acall`).
+
+        .. versionadded:: 0.2
+        """
+        result = self.send(event, *args, **data)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
     def rejection(self, action: str, reason: str) -> TransitionRejected:
         """Build the refusal a lifecycle's own command raises, worded like the built-in ones:
         ``Can't <action> <Machine> in <STATE_VALUE>: <reason>``.
@@ -765,14 +931,30 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
 
         Raises:
             PayloadError: the data does not validate against the event's payload model.
+            AsyncRequired: a guard of the event is async; use :meth:`aexplain`.
+        """
+        return build_explanation(self, str(event), self._explain_data(str(event), args, data))
+
+    async def aexplain(self, event: str, /, *args: Any, **data: Any) -> Explanation:
+        """:meth:`explain`, awaiting async guards (for lifecycles with ``async def`` guards;
+        works for every lifecycle).
+
+        Raises:
+            PayloadError: the data does not validate against the event's payload model.
+
+        .. versionadded:: 0.2
         """
         event_id = str(event)
-        kwargs = data
+        return await abuild_explanation(self, event_id, self._explain_data(event_id, args, data))
+
+    def _explain_data(
+        self, event_id: str, args: tuple[Any, ...], data: dict[str, Any]
+    ) -> dict[str, Any]:
         if event_id in self._event_ids:
-            kwargs = validate_payload(
+            return validate_payload(
                 type(self).__name__, event_id, self._payload_models.get(event_id), args, data
             )
-        return build_explanation(self, event_id, kwargs)
+        return data
 
     # -- introspection -------------------------------------------------------------------
 
@@ -866,6 +1048,8 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
         values = instance.__dict__
         values["_history"] = list(snap.history)
         values["_revision"] = snap.revision
+        if cls.when_restored is not _NO_RESTORED_HOOK:
+            instance.when_restored()
         return instance
 
     @classmethod
@@ -940,6 +1124,8 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
         values = instance.__dict__
         values["_history"] = [last] if last is not None else []
         values["_revision"] = revision
+        if cls.when_restored is not _NO_RESTORED_HOOK:
+            instance.when_restored()
         return instance
 
     @classmethod
@@ -1035,3 +1221,17 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
             details = "; ".join(f"{f}: {m} (got {v!r})" for f, m, v in field_errors(exc))
             msg = f"Snapshot of {snap.machine!r} has an invalid context: {details}."
             raise SnapshotError(msg) from None
+
+
+_NO_CREATED_HOOK = Lifecycle.when_created
+_NO_RESTORED_HOOK = Lifecycle.when_restored
+"""Lifecycle's own (empty) hooks, by identity: a class that keeps them is not called back
+(no call on the hot paths of create and restore)."""
+
+
+def _picks_initial_state(cls: type[Lifecycle]) -> bool:
+    """Whether ``cls`` overrides :meth:`Lifecycle.initial_state_for` (inlined where hot)."""
+    return cls.initial_state_for.__func__ is not _DEFAULT_INITIAL  # type: ignore[attr-defined]
+
+
+_DEFAULT_INITIAL = Lifecycle.initial_state_for.__func__  # type: ignore[attr-defined]

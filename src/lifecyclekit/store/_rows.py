@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from lifecyclekit.errors import SnapshotError, StoreError, UnknownLifecycle
+from lifecyclekit.errors import SnapshotError, UnknownLifecycle
 from lifecyclekit.lifecycle import Clock, Lifecycle
 from lifecyclekit.registry import Registry
 from lifecyclekit.snapshot import Snapshot, TransitionRecord, migrate
@@ -196,29 +196,15 @@ def snapshot_of(registry: Registry, loaded: Loaded) -> tuple[type[Lifecycle], Sn
 
 
 def drivable(instance: Lifecycle) -> Lifecycle:
-    """``instance``, if the store can drive it: the one check every instance the store builds
-    or is given passes (create, add, and every row it restores).
+    """``instance``: the one check every instance the store builds or is given passes
+    (create, add, and every row it restores).
 
-    A lifecycle with ``async def`` guards or callbacks (an *async lifecycle*) runs on
-    python-statemachine's asynchronous engine, whose initial state is entered only when
-    awaited; the store refuses it until async lifecycles are supported here. (An ``async
-    def`` declared command on an ordinary lifecycle is fine: the asynchronous store awaits
-    it.)
-
-    Raises:
-        StoreError: an async lifecycle, named, with what to do instead.
+    Every lifecycle is drivable: an async lifecycle (``async def`` guards or callbacks)
+    runs to completion in the synchronous store called from sync code, and the
+    asynchronous store awaits its events (see ``Lifecycle.is_async``). Created inside a
+    running event loop, its initial state's entry actions have not run when it is stored,
+    and a restored row never runs them.
     """
-    if instance.on_fast_path:  # the compiled path runs no async callbacks (and reading
-        return instance  # python-statemachine's parts below would start its engine)
-    callbacks = getattr(instance, "_callbacks", None)
-    if getattr(callbacks, "has_async_callbacks", False):
-        name = type(instance).__qualname__
-        msg = (
-            f"{name} has async def guards or callbacks, which the store cannot run yet; "
-            f"make them plain def methods to store {name} (an async def command is fine: "
-            "open_async_store() awaits it)."
-        )
-        raise StoreError(msg)
     return instance
 
 
