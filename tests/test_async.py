@@ -334,3 +334,40 @@ def test_a_sync_store_creates_loads_and_drives_an_async_lifecycle(tmp_path: Path
         store.send("o1", "pay", amount=2)
         loaded = store.load("o1")
         assert (type(loaded), loaded.state, loaded.revision) == (Order, "paid", 1)
+
+
+class Parcel(Lifecycle):
+    """An async statechart: a compound state entered through an async guard."""
+
+    created = State(initial=True)
+
+    class fulfilment(State.Compound):
+        packing = State(initial=True)
+        shipped = State()
+
+        ship = packing.to(shipped)
+
+    done = State(final=True)
+
+    start = created.to(fulfilment, cond="in_stock")
+    finish = fulfilment.to(done)
+
+    async def in_stock(self) -> bool:
+        return True
+
+
+def test_async_statechart_reports_its_start_before_activation_and_drives() -> None:
+    async def scenario() -> tuple[str, tuple[str, ...], str, tuple[str, ...]]:
+        parcel = Parcel()
+        before = (parcel.state, parcel.configuration_ids)  # activation still pending
+        await parcel.start()
+        verdict = (await parcel.aexplain("ship")).verdict
+        await parcel.ship()
+        restored = Parcel.restore(parcel.snapshot())
+        assert [(r.source, r.target) for r in parcel.history] == [
+            ("created", "fulfilment"),
+            ("packing", "shipped"),
+        ]
+        return before[0], before[1], verdict, restored.configuration_ids
+
+    assert run(scenario()) == ("created", ("created",), "allowed", ("fulfilment", "shipped"))

@@ -476,10 +476,13 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
         return tuple(state.id for state in self._active())
 
     def _active(self) -> list[State]:
-        """The active class states, in declaration order."""
+        """The active class states, in declaration order (while an async statechart's
+        initial activation is pending, the state it starts in)."""
         states = self.states_map
         order = self._state_by_id
         active = [states[value] for value in self.configuration_values]
+        if not active:
+            return [self._start_state()]
         return sorted(active, key=lambda s: list(order).index(s.id)) if len(active) > 1 else active
 
     @property
