@@ -107,3 +107,30 @@ def test_a_resolution_of_a_known_class_has_the_expected_shape() -> None:
     assert [(c.name, c.kind, c.event) for c in on] == [("on_finish", "method", "finish")]
     after = definition.callbacks[("after", id(finish))]
     assert [(c.kind, c.target) for c in after] == [("listener", (0, "after_transition"))]
+
+
+def test_psm_runs_async_machines_from_sync_code_on_the_thread_loop_we_close() -> None:
+    """psm's run_async_from_sync caches its loop in utils._cached_loop.loop; _psm.thread_loop
+    puts one there that is closed when its thread ends (no unclosed-loop ResourceWarning)."""
+    import asyncio
+    import gc
+    import threading
+
+    from statemachine import utils
+
+    seen: list[asyncio.AbstractEventLoop] = []
+
+    async def running_loop() -> asyncio.AbstractEventLoop:
+        return asyncio.get_running_loop()
+
+    def worker() -> None:
+        _psm.thread_loop()
+        seen.append(utils._cached_loop.loop)
+        seen.append(utils.run_async_from_sync(running_loop()))
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    gc.collect()
+    assert seen[0] is seen[1]
+    assert seen[0].is_closed()

@@ -78,3 +78,17 @@ def test_store_tour_drives_the_embedded_store() -> None:
     listing = out.split("$ lifecyclekit ls", 1)[1].splitlines()
     machines = sorted(line.split()[1] for line in listing[2:] if line.strip())
     assert machines == ["chained-work", "chained-work", "dataflow-job"] + ["one-time-work"] * 3
+
+
+def test_job_statechart_runs_regions_history_and_the_store() -> None:
+    """The statechart example drives two parallel regions, explains a refusal inside one,
+    resumes through a deep history state (in memory and from a store) and highlights the
+    active configuration in its diagram."""
+    out = run("job_statechart.py")
+    assert "state: running; active: running, health, degraded, autoscaling, scaling" in out
+    assert "refused: Can't scale_up MonitoredJob in running: below_max is False" in out
+    assert "after resume: running, health, degraded, autoscaling, steady" in out
+    assert "  6  resume       paused -> resume_point" in out
+    assert "stored: {'resume_point': ('health', 'healthy', 'autoscaling', 'scaling')}" in out
+    assert "active: running, health, healthy, autoscaling, scaling" in out
+    assert "    degraded:::active" in out

@@ -100,7 +100,10 @@ def test_from_document_refuses_unbound_guards() -> None:
     ("document", "pattern"),
     [
         ({"states": {}}, "non-empty 'states'"),
-        ({"states": {"a": {"states": {"b": {}}}}}, "compound or parallel"),
+        (
+            {"states": {"a": {"states": {"b": {"transitions": [{"event": "e", "target": "z"}]}}}}},
+            "from 'b' targets unknown state 'z'",
+        ),
         (
             {"states": {"a": {"initial": True, "transitions": [{"event": "e", "target": "z"}]}}},
             "unknown state 'z'",

@@ -22,6 +22,7 @@ def test_pinned_export_list() -> None:
     """Changing the public surface is a deliberate act: update this list and the changelog."""
     assert lifecyclekit.__all__ == [
         "AppImportError",
+        "AsyncRequired",
         "Because",
         "Candidate",
         "Clock",
@@ -31,6 +32,7 @@ def test_pinned_export_list() -> None:
         "Explanation",
         "GuardRef",
         "GuardVerdict",
+        "HistoryState",
         "Lifecycle",
         "LifecycleError",
         "MissingDependency",

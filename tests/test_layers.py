@@ -20,7 +20,7 @@ TOOLS = {
     "lifecyclekit.check",
 }
 CORE = {"errors", "payloads", "explain", "snapshot", "transitions", "_meta", "_psm", "_fast"}
-CORE |= {"_display"}
+CORE |= {"_display", "_chart"}
 CORE = {f"lifecyclekit.{m}" for m in CORE} | {"lifecyclekit.lifecycle"}
 ALLOWED: dict[str, set[str]] = {
     "lifecyclekit": CORE | {"lifecyclekit.registry"},

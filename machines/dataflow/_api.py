@@ -192,13 +192,26 @@ def _unwrap_launch_answer(job: Any, machine: str, action: str) -> Any:
 
     Decision (spec §6.2, "Reading such an answer either unwraps ``job`` or refuses it
     clearly"): a dict is a launch answer when it has a ``job`` key and no ``Job`` field of its
-    own (a ``Job`` has no ``job`` field); its ``job`` is unwrapped. An answer without a job
-    (a dry run launches none) is refused, so it never yields a tracker with no id.
+    own (a ``Job`` has no ``job`` field); its ``job`` is unwrapped. A dict with both is
+    refused (which job is meant is unclear). An answer without a job (a dry run launches
+    none) is refused, so it never yields a tracker with no id.
     """
     if isinstance(job, dict):
-        is_answer = "job" in job and not any(key in job for keys in _KEYS.values() for key in keys)
-        if not is_answer:
+        if "job" not in job:
             return job
+        if any(key in job for keys in _KEYS.values() for key in keys):
+            own = sorted({key for keys in _KEYS.values() for key in keys if key in job})
+            msg = (
+                f"has both a 'job' key and Job fields ({', '.join(own)}): a Job has no 'job' "
+                "field and a launch answer has nothing but its job, so which job is meant is "
+                "unclear"
+            )
+            raise PayloadError(
+                machine,
+                action,
+                [("job", msg, job)],
+                hint="Pass the Job itself, or a launch answer {'job': {...}} alone.",
+            )
         inner = job["job"]
     elif _is_message(job) and not hasattr(job, "current_state") and hasattr(job, "job"):
         inner = job.job if "job" in job else None

@@ -621,6 +621,19 @@ class DataflowJob(Lifecycle[DataflowJobContext]):
                 [("id", problem, fields.id)],
                 hint="Give each job its own tracker (a replacement job's: replaced_by()).",
             )
+        own_id = fields.id if fields.id is not None else context.job_id
+        if fields.replaced_by_job_id is not None and fields.replaced_by_job_id == own_id:
+            problem = (
+                "is this job's own id; a replacement job has an id of its own (replace_with "
+                "refuses it too)"
+            )
+            raise PayloadError(
+                type(self).__name__,
+                action,
+                [("replacedByJobId", problem, fields.replaced_by_job_id)],
+                hint="Pass the Job as the service returned it; its replacedByJobId names "
+                "another job.",
+            )
         if self._is_stale(fields.current_state_time):
             return False
         with self.atomic():

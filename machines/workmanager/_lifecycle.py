@@ -7,6 +7,7 @@ them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
@@ -23,6 +24,7 @@ from lifecyclekit import (
     TransitionRejected,
 )
 
+from ._values import _INT_MAX
 from .continuation import owned_by_graph
 from .model import (
     LATEST_INSTANT,
@@ -158,6 +160,46 @@ class WorkBehaviour:
         message = f"Can't {name} {type(self).__name__} in {self.state_value}: {reason}"
         raise TransitionRejected(explanation, set(self.configuration), message=message)
 
+    def check_delete(self) -> None:
+        """``store.delete`` of a work that belongs to a WorkGraph is refused: the graph's
+        rows would point at nothing (its queries would fail, its dependents stay BLOCKED).
+
+        Raises:
+            TransitionRejected: naming the graph and its ``cancel`` and
+                ``prune_work``.
+        """
+        owner = self.context.graph
+        if owner is None:
+            return
+        work_id = self.context.id
+        reason = (
+            f"work {work_id} belongs to WorkGraph {owner!r}, whose rows point at it; call "
+            f"WorkGraph(store=open_store(url), name={owner!r}).cancel(UUID("
+            f"'{work_id}')) to stop it, then .prune_work() to delete finished works"
+        )
+        error = self.rejection("delete", reason)  # type: ignore[attr-defined]
+        raise error
+
+    @classmethod
+    def _build_context(cls, given: Any, fields: dict[str, Any]) -> Any:
+        """The context from a caller's data; ``graph`` is refused there: only a
+        :class:`~lifecyclekit.machines.WorkGraph` sets it (on the works it inserts), so a
+        work created with it would belong to no graph and be refused by everything.
+
+        Raises:
+            PayloadError: ``graph`` is given (as a keyword or in a mapping).
+        """
+        data = given if isinstance(given, Mapping) else {}
+        owner = fields.get("graph", data.get("graph"))
+        if owner is not None:
+            message = (
+                "is set only by the WorkGraph that owns the work; enqueue the request with "
+                "WorkGraph(store=open_store(url), name=...).enqueue(WorkRequest(...)) to "
+                "create a graph's work, or drop graph for a standalone one"
+            )
+            raise PayloadError(cls.__name__, "context", [("graph", message, owner)])
+        return super()._build_context(given, fields)  # type: ignore[misc]
+
     # -- guards ------------------------------------------------------------------------------
 
     def constraints_met(self, conditions: DeviceConditions | None = None) -> Because:
@@ -201,8 +243,9 @@ class WorkBehaviour:
     # -- effects -----------------------------------------------------------------------------
 
     def _began(self) -> None:
-        """W1/P1: ``runAttemptCount += 1``, ``stopReason = NOT_STOPPED``."""
-        self.context.run_attempt_count += 1
+        """W1/P1: ``runAttemptCount += 1`` (kept at ``Int.MAX_VALUE`` once there),
+        ``stopReason = NOT_STOPPED``."""
+        self.context.run_attempt_count = min(self.context.run_attempt_count + 1, _INT_MAX)
         self.context.stop_reason = StopReason.NOT_STOPPED
 
     def _retried(self) -> None:

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-from lifecyclekit import Clock, Lifecycle, StoreError
+from lifecyclekit import Clock, Lifecycle, StoreError, UnknownInstance
 from lifecyclekit.store import Extension, Store, UnitOfWork
 
 from ._repo import GraphTx, due_time, state_of
@@ -204,7 +204,11 @@ class _SqlTx:
         if row is None:
             self.cache[work_id] = None
             return None
-        work = self.uow.load(str(work_id), clock=self.repo.clock)
+        try:
+            work = self.uow.load(str(work_id), clock=self.repo.clock)
+        except UnknownInstance:  # its row was removed behind the graph's back: gone
+            self.cache[work_id] = None
+            return None
         self.cache[work_id] = work
         self.tags[work_id] = frozenset(work.context.tags)
         self.seqs[work_id] = row[0]
@@ -359,8 +363,11 @@ class _SqlTx:
             " AND due_at <= ? ORDER BY due_at, seq"
         )
         if limit is None:
-            return self._ids(sql, self.graph, _due(now))
-        return self._ids(sql + " LIMIT ?", self.graph, _due(now), limit)
+            found = self._ids(sql, self.graph, _due(now))
+        else:
+            found = self._ids(sql + " LIMIT ?", self.graph, _due(now), limit)
+        # A graph row whose work was removed behind the graph's back is not a work.
+        return [work_id for work_id in found if self.get(work_id) is not None]
 
     def progress(self, work_id: UUID) -> dict[str, Any]:
         if work_id not in self.progresses:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 import warnings
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -63,6 +64,8 @@ MAX_DATA_BYTES = 10 * 1024
 
 _LONG = 2**63
 _INT_MAX = 2**31 - 1
+_MAX_EXPONENT = 62
+"""Backoff's exponent cap: ``2**62`` ms is far past the 5-hour cap for any delay >= 1 ms."""
 LATEST_INSTANT = datetime.max.replace(tzinfo=UTC)
 """The last instant a ``datetime`` holds; WorkManager's bound, ``Long.MAX_VALUE`` milliseconds
 (year 292 278 994), lies far beyond it, so this is the bound that refuses an overflow (V6)."""
@@ -218,7 +221,27 @@ def _scalar_type(key: str, item: Any) -> type:
     if kind is int and not -_LONG <= item < _LONG:
         msg = f"{key}: {item} does not fit a 64-bit Long"
         raise ValueError(msg)
+    if kind is float and not math.isfinite(item):
+        msg = (
+            f"{key}: {item!r} cannot be stored (JSON has no NaN or infinity, so it would "
+            "come back as null); pass a finite float, or null"
+        )
+        raise ValueError(msg)
+    if kind is str:
+        no_nul(item, key)
     return kind
+
+
+def no_nul(value: str, what: str) -> str:
+    """``value``, refused if it holds a NUL character: PostgreSQL cannot store one in text
+    (SQLite can), so one rule holds on every back-end."""
+    if "\x00" in value:
+        msg = (
+            f"{what}: {value!r} holds a NUL character (\\x00), which PostgreSQL cannot store; "
+            "remove it"
+        )
+        raise ValueError(msg)
+    return value
 
 
 def _check_data(data: Any) -> dict[str, Any]:
@@ -229,6 +252,7 @@ def _check_data(data: Any) -> dict[str, Any]:
         if not isinstance(key, str):
             msg = f"Data keys are strings; got {key!r}"
             raise ValueError(msg)  # noqa: TRY004
+        no_nul(key, "a Data key")
         if isinstance(value, list | tuple):
             kinds = {_scalar_type(key, item) for item in value}
             if len(kinds) > 1:
@@ -393,13 +417,15 @@ def backoff_delay_for(
     """The delay after the ``run_attempt_count``-th attempt (§3.3 branch 2), capped at 5 hours.
 
     Exponential uses exact integers (``delay * 2**(n-1)``) where WorkManager uses a float
-    ``scalb``; they differ by at most 1 ms, only for delays above 2**24 ms (spec Q7).
+    ``scalb``; they differ by at most 1 ms, only for delays above 2**24 ms (spec Q7). The
+    exponent is capped at 62: any delay of at least 1 ms is past the 5-hour cap long before,
+    and an attempt count near ``Int.MAX_VALUE`` must not build a billion-digit integer.
     """
     millis = delay // timedelta(milliseconds=1)
     if policy is BackoffPolicy.LINEAR:
         total = millis * run_attempt_count
     else:
-        total = millis * 2 ** (run_attempt_count - 1)
+        total = millis * 2 ** min(run_attempt_count - 1, _MAX_EXPONENT)
     return timedelta(milliseconds=min(total, MAX_BACKOFF_DELAY // timedelta(milliseconds=1)))
 
 

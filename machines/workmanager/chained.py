@@ -9,7 +9,6 @@ C4). One work cannot see its neighbours: :class:`~lifecyclekit.machines.WorkGrap
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
 from lifecyclekit import Because, Lifecycle, State, registry
@@ -108,17 +107,15 @@ class ChainedWork(OneTimeWorkEffects, Lifecycle[WorkSpec]):
     }  # fmt: skip
     noop_when_finished = frozenset({"cancel", "prerequisite_failed", "prerequisite_cancelled"})
 
-    def __init__(self, **kwargs: Any) -> None:
-        start_value = None
-        if "start_value" not in kwargs and "model" not in kwargs:  # new, not restored
-            own: dict[str, Any] = {k: kwargs.pop(k) for k in ("clock", "listeners") if k in kwargs}
-            context = self.build_context(**kwargs)
-            assert isinstance(context, WorkSpec)
-            start_value = initial_state_for(context.prerequisites).value
-            kwargs = {**own, "context": context}
-        super().__init__(start_value=start_value, **kwargs)
-        if start_value is not None:
-            self._enqueue_checks()  # its delays count from unblocking, later still
+    @classmethod
+    def initial_state_for(cls, context: WorkSpec) -> State:
+        """Rule E (spec §5.2): a new work starts in the state its prerequisites imply."""
+        return cls.states_map[initial_state_for(context.prerequisites)]
+
+    def when_created(self) -> None:
+        """V6 at enqueue, even when blocked (its delays count from unblocking, later
+        still); an ENQUEUED work is enqueued now (spec §2.1)."""
+        self._enqueue_checks()
         if self.state == "enqueued" and self.context.last_enqueue_time is None:
             self.context.last_enqueue_time = self.now()
 

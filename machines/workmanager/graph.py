@@ -558,7 +558,7 @@ class _Rules:
         prerequisites: list[UUID],
         name: str | None,
     ) -> None:
-        fields = request.model_dump() | {"graph": self.graph}
+        fields = request.model_dump()
         work: Lifecycle
         if isinstance(request, PeriodicWorkRequest):
             work = PeriodicWork(clock=self.clock, **fields)
@@ -570,6 +570,7 @@ class _Rules:
             work = ChainedWork(clock=self.clock, prerequisites=states, **fields)
         else:
             work = OneTimeWork(clock=self.clock, **fields)
+        work.context.graph = self.graph  # only the graph sets it (callers' data may not)
         self.tx.add(work, prerequisites, name)
         if request.worker == JOIN_WORKER and work.state == "enqueued":
             self.complete_join(request.id)

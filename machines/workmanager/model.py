@@ -46,6 +46,7 @@ from ._rules import (
     override_instant,
 )
 from ._values import (
+    _INT_MAX,
     DEFAULT_BACKOFF_DELAY,
     LATEST_INSTANT,
     MAX_BACKOFF_DELAY,
@@ -70,6 +71,7 @@ from ._values import (
     _Model,
     _refuse,
     backoff_delay_for,
+    no_nul,
 )
 
 __all__ = [
@@ -168,6 +170,13 @@ class _RequestFields(_Model):
             return
         super().__setattr__(name, value)
 
+    @field_validator("worker", "tags")
+    @classmethod
+    def _no_nul(cls, value: str | frozenset[str]) -> str | frozenset[str]:
+        for text in [value] if isinstance(value, str) else sorted(value):
+            no_nul(text, "the worker name" if isinstance(value, str) else "a tag")
+        return value
+
     @field_validator("backoff_delay")
     @classmethod
     def _clamp_backoff(cls, value: timedelta) -> timedelta:
@@ -244,7 +253,23 @@ class _RequestFields(_Model):
         when the work is enqueued.
         """
         why = overflow("initial delay", micros(self.initial_delay), now)
-        return [] if why is None else [("initial_delay", why, self.initial_delay)]
+        problems = [] if why is None else [("initial_delay", why, self.initial_delay)]
+        return problems + self._retention_overflow(now)
+
+    def _retention_overflow(self, now: datetime) -> list[tuple[str, str, Any]]:
+        """V6's rule for ``keep_results_for_at_least`` (decision, §10.7): counted from
+        ``now``, the end of the retention must be a date, or ``prune_work(expired_only=True)``
+        could not compare it (WorkManager has no message for it; this library words one)."""
+        keep = self.keep_results_for_at_least
+        room = LATEST_INSTANT - now
+        if keep < room:
+            return []
+        message = (
+            f"is too large: counted from {now.isoformat()} the work would be kept past "
+            f"{LATEST_INSTANT.date()} (the last date a datetime holds); keep it under {room}, "
+            "or leave it at 0 for WorkManager's default"
+        )
+        return [("keep_results_for_at_least", message, keep)]
 
     def _type_problems(self) -> list[tuple[str, str, Any]]:
         """The rules only one kind of request has (periodic: V3)."""
@@ -345,12 +370,13 @@ class PeriodicWorkRequest(_RequestFields):
         interval = micros(self.repeat_interval)
         why = overflow("repeat interval", interval, now)
         if why is not None:
-            return [("repeat_interval", why, self.repeat_interval)]
+            return [("repeat_interval", why, self.repeat_interval), *self._retention_overflow(now)]
         flex = self.flex_interval if self.flex_interval is not None else self.repeat_interval
         flex = min(max(flex, MIN_PERIODIC_FLEX), self.repeat_interval)
         first = micros(self.initial_delay) + interval - micros(flex)
         why = overflow("initial delay", first, now)
-        return [] if why is None else [("initial_delay", why, self.initial_delay)]
+        problems = [] if why is None else [("initial_delay", why, self.initial_delay)]
+        return problems + self._retention_overflow(now)
 
     def _type_problems(self) -> list[tuple[str, str, Any]]:
         if not self.expedited:
@@ -394,7 +420,9 @@ class PeriodicWorkRequest(_RequestFields):
 
 
 class _Runtime(BaseModel):
-    run_attempt_count: int = Field(default=0, ge=0)
+    run_attempt_count: int = Field(default=0, ge=0, le=_INT_MAX)
+    """Kotlin's ``Int`` in WorkManager, so at most ``Int.MAX_VALUE`` (2**31 - 1); a start at
+    the bound keeps it there (decision: WorkManager's would wrap to a negative count)."""
     generation: int = Field(default=0, ge=0)
     last_enqueue_time: AwareDatetime | None = None
     """When the work was last enqueued; ``None`` until then (a BLOCKED work)."""

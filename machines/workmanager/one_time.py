@@ -114,8 +114,8 @@ class OneTimeWork(OneTimeWorkEffects, Lifecycle[WorkSpec]):
     provenance = ONE_TIME_PROVENANCE
     noop_when_finished = frozenset({"cancel"})
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def when_created(self) -> None:
+        """A new work is enqueued now (spec §2.1), after V6."""
         if self.context.last_enqueue_time is None and self.state == "enqueued":
             self._enqueue_checks()
             self.context.last_enqueue_time = self.now()  # enqueue (spec §2.1)

@@ -13,8 +13,6 @@ unless an update wrote a newer override while the work ran.
 
 from __future__ import annotations
 
-from typing import Any
-
 from lifecyclekit import Lifecycle, State, registry
 
 from ._lifecycle import WORK_PAYLOADS, WorkBehaviour, row
@@ -78,8 +76,8 @@ class PeriodicWork(WorkBehaviour, Lifecycle[PeriodicWorkSpec]):
     }  # fmt: skip
     noop_when_finished = frozenset({"cancel"})
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def when_created(self) -> None:
+        """A new work is enqueued now (spec §4.1), after V6."""
         if self.context.last_enqueue_time is None:
             self._enqueue_checks()
             self.context.last_enqueue_time = self.now()  # enqueue (spec §4.1)

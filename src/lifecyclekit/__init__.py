@@ -7,11 +7,12 @@ and ``Event`` are python-statemachine's own.
 
 from __future__ import annotations
 
-from statemachine import Event, State
+from statemachine import Event, HistoryState, State
 from statemachine.exceptions import TransitionNotAllowed
 
 from lifecyclekit.errors import (
     AppImportError,
+    AsyncRequired,
     DefinitionError,
     DiagramError,
     LifecycleError,
@@ -34,6 +35,7 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "AppImportError",
+    "AsyncRequired",
     "Because",
     "Candidate",
     "Clock",
@@ -43,6 +45,7 @@ __all__ = [
     "Explanation",
     "GuardRef",
     "GuardVerdict",
+    "HistoryState",
     "Lifecycle",
     "LifecycleError",
     "MissingDependency",

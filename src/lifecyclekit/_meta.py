@@ -15,7 +15,7 @@ import lifecyclekit._fast as _fast
 from lifecyclekit._psm import StateMachineMetaclass
 from lifecyclekit.errors import DefinitionError
 from lifecyclekit.payloads import build_payload_table
-from lifecyclekit.transitions import Provenance, edges
+from lifecyclekit.transitions import Provenance, all_states, edges
 
 if TYPE_CHECKING:
     from lifecyclekit.lifecycle import Lifecycle
@@ -54,8 +54,15 @@ class LifecycleMeta(StateMachineMetaclass):
         lifecycle._payload_models = (
             build_payload_table(name, declared, set(lifecycle._event_ids)) if states else {}
         )
-        lifecycle._state_by_id = {state.id: state for state in states}
-        lifecycle._id_by_value = {state.value: state.id for state in states}
+        every = list(all_states(lifecycle)) if states else []
+        lifecycle._state_by_id = {state.id: state for state in every}
+        lifecycle._id_by_value = {state.value: state.id for state in every}
+        lifecycle._history_ids = frozenset(
+            history.id for state in every for history in state.history
+        )
+        lifecycle._is_chart = any(s.states or s.parallel for s in every) or bool(
+            lifecycle._history_ids
+        )
         provenance: dict[tuple[str, str, str], Provenance] = {}
         for klass in reversed(cls.__mro__):
             provenance.update(vars(klass).get("provenance", None) or {})

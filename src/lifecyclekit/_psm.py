@@ -26,6 +26,7 @@ What lives here:
 from __future__ import annotations
 
 import ast
+import asyncio
 import inspect
 import types
 from collections.abc import Callable, Iterable, Iterator
@@ -36,6 +37,7 @@ import statemachine
 from statemachine import Event, State, StateChart, StateMachine
 from statemachine.callbacks import CallbackGroup, CallbacksRegistry, SpecReference, allways_true
 from statemachine.dispatcher import Listener, Listeners
+from statemachine.engines.async_ import AsyncEngine
 from statemachine.engines.base import _running_engine
 from statemachine.event import BoundEvent
 from statemachine.event_data import EventData, TriggerData
@@ -52,6 +54,7 @@ from statemachine.spec_parser import (
 )
 from statemachine.state import InstanceState
 from statemachine.transition import Transition
+from statemachine.utils import _cached_loop, run_async_from_sync
 
 if TYPE_CHECKING:
     from statemachine.callbacks import CallbackSpecList
@@ -74,7 +77,10 @@ __all__ = [
     "event_data",
     "guard_calls",
     "instance_state",
+    "is_async",
+    "loop_running",
     "resolve_flat",
+    "run_sync",
     "set_engine_running",
     "signature",
 ]
@@ -183,7 +189,8 @@ class HookedStateMachine(StateMachine):
             if admitted is None:
                 return  # nothing queued: the caller's processing loop finds nothing to do.
             trigger_data.args, trigger_data.kwargs = admitted
-        if self._pending is None:
+        if self._pending is None and event != "__initial__":
+            # (psm's async engine queues its initial activation unprocessed: not a send.)
             self._pending = trigger_data
         try:
             super()._put_nonblocking(trigger_data, internal=internal)
@@ -192,10 +199,16 @@ class HookedStateMachine(StateMachine):
             self._pending = None
             raise self._refusal(event, trigger_data.kwargs) from None
 
+    async def _arefusal(self, event: Event | None, kwargs: dict[str, Any]) -> Exception:
+        """The exception raised for a refused event of an awaited send (guards awaited)."""
+        return self._refusal(event, kwargs)
+
     def _processing_loop(self, caller_future: Any = None) -> Any:
         pending = self._pending
+        if isinstance(self._engine, AsyncEngine) and not loop_running():
+            thread_loop()
         try:
-            return super()._processing_loop(caller_future)
+            result = super()._processing_loop(caller_future)
         except TransitionNotAllowed as err:
             if self._is_refusal(err) or pending is None:
                 raise
@@ -205,6 +218,18 @@ class HookedStateMachine(StateMachine):
         finally:
             if pending is self._pending:
                 self._pending = None
+        if pending is not None and inspect.isawaitable(result):
+            # psm's async engine inside a running loop: the refusal comes when it is awaited.
+            return self._awaited(result, pending)
+        return result
+
+    async def _awaited(self, result: Any, pending: TriggerData) -> Any:
+        try:
+            return await result
+        except TransitionNotAllowed as err:
+            if self._is_refusal(err) or err.event is not pending.event:
+                raise
+            raise await self._arefusal(pending.event, pending.kwargs) from None
 
 
 def invalid_state_value(values: Any) -> Exception:
@@ -254,6 +279,61 @@ def requeue(machine: StateChart[Any], trigger_data: TriggerData, internal: bool)
     """Put an event that waited in the compiled path's queue on the engine's queue."""
     engine = machine._engine
     (engine.internal_queue if internal else engine.external_queue).put(trigger_data)
+
+
+def is_async(machine: StateChart[Any]) -> bool:
+    """Whether the machine runs on psm's async engine (it has async callbacks or guards)."""
+    return isinstance(machine._engine, AsyncEngine)
+
+
+def loop_running() -> bool:
+    """Whether an asyncio event loop runs in this thread (psm then hands back awaitables)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+class _LoopCloser:
+    """Closes the loop it holds when it is collected (with its thread's local data)."""
+
+    __slots__ = ("loop",)
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def __del__(self) -> None:
+        if not self.loop.is_closed():
+            self.loop.close()
+
+
+def thread_loop() -> None:
+    """Give this thread the loop psm runs async machines on from sync code
+    (``utils.run_async_from_sync`` caches one per thread and never closes it, so a worker
+    thread that ends leaks it with a ``ResourceWarning``): one closed when the thread's
+    local data goes."""
+    if not hasattr(_cached_loop, "loop"):
+        loop = asyncio.new_event_loop()
+        _cached_loop.loop = loop
+        _cached_loop.lifecyclekit_closer = _LoopCloser(loop)
+
+
+def activate_pending(machine: StateChart[Any]) -> None:
+    """Run the initial activation psm's async engine only queues at construction, when no
+    event loop runs in this thread (on psm's per-thread loop, as psm runs an async machine
+    from sync code); inside a running loop it stays queued, for ``await
+    machine.activate_initial_state()`` or the first event."""
+    if isinstance(machine._engine, AsyncEngine) and not loop_running():
+        thread_loop()
+        machine.activate_initial_state()
+
+
+def run_sync(awaitable: Any) -> Any:
+    """Run ``awaitable`` to completion from sync code on psm's per-thread loop (no loop may
+    be running in this thread)."""
+    thread_loop()
+    return run_async_from_sync(awaitable)
 
 
 def engine_running(machine: StateMachine) -> bool:

@@ -5,7 +5,14 @@ with no path to a final state. ``check`` reports what it does not see: those thr
 documents (which ``statemachine.io.load`` accepts unchecked) and for classes built with the
 validation flags off; guard names that resolve to nothing; events no reachable state accepts;
 payload or context models without a JSON Schema; transitions without provenance in a
-lifecycle that declares provenance; duplicate state values; transitions to no state.
+lifecycle that declares provenance; duplicate state values; transitions to no state; history
+states with no default transition (python-statemachine then enters nothing when the history
+state remembers nothing).
+
+Statecharts are checked with their hierarchy: entering a state enters its ancestors and its
+initial child (every region of a parallel state); a state can leave by its ancestors'
+transitions; "trap" and "no path to a final state" are judged on atomic states and reaching a
+top-level final state.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from pydantic import BaseModel, ConfigDict
 
 from lifecyclekit.errors import DefinitionError
 from lifecyclekit.lifecycle import Lifecycle
+from lifecyclekit.transitions import all_states
 
 __all__ = ["Finding", "check"]
 
@@ -46,16 +54,36 @@ class _Shape:
         self.edges: list[
             tuple[str, str, str, tuple[str, ...]]
         ] = []  # source, event, target, guards
+        self.parent: dict[str, str] = {}
+        """Statecharts: each nested state's (and history state's) parent."""
+        self.entered: dict[str, list[str]] = {}
+        """Statecharts: what entering a state also enters (initial child, every region; for
+        a history state its default target, or every state of its parent)."""
+        self.history_without_default: list[str] = []
+        self.region_final: set[str] = set()
+        """Statecharts: final states inside a compound state (they end a region)."""
 
 
 def _from_class(cls: type[Lifecycle]) -> _Shape:
     shape = _Shape()
-    for state in cls.states_map.values():
+    for state in all_states(cls):
         shape.states.append(state.id)
-        if state.initial:
+        if state.parent is not None:
+            shape.parent[state.id] = state.parent.id
+        elif state.initial:
             shape.initial = state.id
         if state.final:
-            shape.final.add(state.id)
+            (shape.final if state.parent is None else shape.region_final).add(state.id)
+        if state.states:
+            shape.entered[state.id] = [
+                c.id for c in state.states if state.parallel or c.initial
+            ] or [state.states[0].id]
+        for history in state.history:
+            shape.parent[history.id] = state.id
+            defaults = [t.target.id for t in history.transitions if t.target is not None]
+            shape.entered[history.id] = defaults or [c.id for c in state.states]
+            if not defaults:
+                shape.history_without_default.append(history.id)
     for row in cls.transition_table():
         shape.edges.append((row.source, row.event, row.target, tuple(g.name for g in row.guards)))
     return shape
@@ -69,10 +97,21 @@ def _names(value: object) -> bool:
 
 def _parts(document: Mapping[str, Any]) -> Iterator[tuple[str, str, object, bool]]:
     """Each part ``_from_document`` reads: where it is, what it must be, it, and whether it is."""
-    states = document.get("states", {})
-    yield "'states'", "a mapping of state ids", states, isinstance(states, Mapping)
+    yield from _state_parts("'states'", document.get("states", {}))
+
+
+def _state_parts(where: str, states: object) -> Iterator[tuple[str, str, object, bool]]:
+    yield where, "a mapping of state ids", states, isinstance(states, Mapping)
+    if not isinstance(states, Mapping):
+        return
     for state_id, spec in states.items():
         yield f"state {state_id!r}", "a mapping", spec, isinstance(spec, Mapping)
+        if not isinstance(spec, Mapping):
+            return
+        if "states" in spec:
+            yield from _state_parts(f"'states' of {state_id!r}", spec["states"])
+        history = spec.get("history", {})
+        yield f"'history' of {state_id!r}", "a mapping", history, isinstance(history, Mapping)
         transitions = spec.get("transitions", [])
         yield f"{state_id!r}'s transitions", "a list", transitions, isinstance(transitions, list)
         for transition in transitions:
@@ -106,14 +145,42 @@ def _check_shape(document: object) -> Mapping[str, Any]:
     return document
 
 
+_TRUE = (True, "true", "yes", "on")
+
+
+def _document_states(
+    states: Mapping[str, Any], parent: str | None, shape: _Shape
+) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """Each document state (nested ones after their parent), recording the hierarchy."""
+    for state_id, spec in states.items():
+        if parent is not None:
+            shape.parent[state_id] = parent
+        yield state_id, spec
+        children = spec.get("states") or {}
+        if children:
+            parallel = spec.get("parallel") in _TRUE
+            initial = [c for c, s in children.items() if s.get("initial") in _TRUE]
+            shape.entered[state_id] = (
+                list(children) if parallel else initial or [next(iter(children))]
+            )
+        for history_id, history in (spec.get("history") or {}).items():
+            shape.parent[history_id] = state_id
+            defaults = [t["target"] for t in (history or {}).get("transitions", [])]
+            shape.entered[history_id] = defaults or list(children)
+            if not defaults:
+                shape.history_without_default.append(history_id)
+        yield from _document_states(children, state_id, shape)
+
+
 def _from_document(document: Mapping[str, Any]) -> _Shape:
     shape = _Shape()
-    for state_id, spec in _check_shape(document).get("states", {}).items():
+    for state_id, spec in _document_states(_check_shape(document).get("states", {}), None, shape):
         shape.states.append(state_id)
-        if spec.get("initial") in (True, "true", "yes", "on"):
+        if spec.get("initial") in _TRUE and state_id not in shape.parent:
             shape.initial = state_id
-        if spec.get("final") in (True, "true", "yes", "on"):
-            shape.final.add(state_id)
+        if spec.get("final") in _TRUE:
+            nested = state_id in shape.parent
+            (shape.region_final if nested else shape.final).add(state_id)
         for transition in spec.get("transitions", []):
             guards: list[str] = []
             for key in ("cond", "unless"):
@@ -122,7 +189,8 @@ def _from_document(document: Mapping[str, Any]) -> _Shape:
             target = transition.get("target", state_id)
             shape.edges.append((state_id, transition.get("event", ""), target, tuple(guards)))
     if shape.initial is None and shape.states:
-        shape.initial = shape.states[0]  # document order, as the loader does
+        top = [s for s in shape.states if s not in shape.parent]
+        shape.initial = top[0]  # document order, as the loader does
     return shape
 
 
@@ -137,24 +205,61 @@ def _reach(start: str | None, edges: list[tuple[str, str]]) -> set[str]:
     return seen
 
 
-def _structure(shape: _Shape) -> list[Finding]:
+def _ancestors(shape: _Shape, state: str) -> list[str]:
+    found = []
+    while state in shape.parent:
+        state = shape.parent[state]
+        found.append(state)
+    return found
+
+
+def _moves(shape: _Shape) -> list[tuple[str, str]]:
+    """Where the instance can go from a state: its and its ancestors' transitions, and
+    what entering it enters (its parent, its initial child or regions)."""
     pairs = [(s, t) for s, _, t, _ in shape.edges]
+    moves = list(pairs)
+    for state in shape.states:
+        moves += [(state, t) for a in _ancestors(shape, state) for s, t in pairs if s == a]
+    moves += [(child, parent) for child, parent in shape.parent.items()]
+    moves += [(state, child) for state, children in shape.entered.items() for child in children]
+    return moves
+
+
+def _structure(shape: _Shape) -> list[Finding]:
+    pairs = _moves(shape)
     reachable = _reach(shape.initial, pairs)
     reversed_pairs = [(t, s) for s, t in pairs]
     reaches_final: set[str] = set()
     for final in shape.final:
         reaches_final |= _reach(final, reversed_pairs)
+    known = set(shape.states) | {h for h in shape.entered if h not in shape.states}
     findings = [
         Finding(code="LK009", subject=f"{event} {source}->{target}", message="targets no state")
         for source, event, target, _ in shape.edges
-        if target not in shape.states
+        if target not in known
     ]
+    findings += [
+        Finding(
+            code="LK010",
+            subject=history,
+            message=(
+                "history state without a default transition: entered before it remembers "
+                f"anything it enters no state; add {history}.to(<a state of "
+                f"{shape.parent[history]}>) (a document: its 'transitions')"
+            ),
+        )
+        for history in shape.history_without_default
+    ]
+    exits = {s for s, _, _, _ in shape.edges}
     for state in shape.states:
         if state not in reachable:
             findings.append(
                 Finding(code="LK001", subject=state, message="unreachable from the initial state")
             )
-        if state not in shape.final and not any(s == state for s, _ in pairs):
+        if state in shape.entered:
+            continue  # compound and parallel states: judged through their atomic states
+        leaves = not ({state, *_ancestors(shape, state)} & exits)
+        if state not in shape.final | shape.region_final and leaves:
             findings.append(
                 Finding(code="LK002", subject=state, message="trap state: not final, no exit")
             )

@@ -14,10 +14,12 @@ vendor value where it differs from their id.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 from lifecyclekit.errors import DiagramError, optional_import
 from lifecyclekit.lifecycle import Lifecycle
+from lifecyclekit.transitions import all_states
 
 if TYPE_CHECKING:
     from statemachine.contrib.diagram.model import DiagramGraph
@@ -56,23 +58,39 @@ def diagram_graph(machine: type[Lifecycle] | Lifecycle) -> DiagramGraph:
 
     graph = extract(machine)
     cls = _class_of(machine)
-    values = {state.id: state.value for state in cls.states_map.values()}
-    for state in graph.states:
-        value = values.get(state.id)
+    values = {state.id: state.value for state in all_states(cls)}
+    pending = list(graph.states)
+    while pending:  # compound and parallel states hold theirs as children
+        state = pending.pop()
+        pending.extend(state.children)
+        if state.id not in values:
+            continue  # history pseudo-states keep python-statemachine's "H"
+        value = values[state.id]
         state.name = str(value) if value is not None and str(value) != state.id else state.id
     declared = [
         (state.id, " ".join(str(e) for e in transition.events))
-        for state in cls.states
+        for state in _extraction_order(cls.states)
         for transition in state.transitions
     ]
     for (source, events), diagram_transition in zip(declared, graph.transitions, strict=False):
-        if diagram_transition.source == source:  # flat lifecycles: always, in order
+        if diagram_transition.source == source:  # always, in python-statemachine's order
             diagram_transition.event = events
         diagram_transition.guards = [
             f"not {guard[1:]}" if guard.startswith("!") else guard
             for guard in diagram_transition.guards
         ]
     return graph
+
+
+def _extraction_order(states: Any) -> Iterator[Any]:
+    """States (history states included) in the order python-statemachine's ``extract``
+    lists their transitions: each state, then its children, then its history states."""
+    for state in states:
+        yield state
+        yield from _extraction_order(state.states)
+        for history in state.history:
+            yield history
+            yield from _extraction_order(history.states)
 
 
 def render(target: object, format: str = "mermaid", *, path: bool = False) -> str | bytes:

@@ -10,6 +10,7 @@
     ├── DiagramError          a diagram cannot be drawn (unknown format, missing tool)
     ├── MissingDependency     an optional extra is not installed (also ImportError)
     ├── AppImportError        an application module (--app) cannot be imported (also ImportError)
+    ├── AsyncRequired         a sync call needs an await (an async guard; also TypeError)
     ├── StoreError            a store operation failed (the message names the store or id)
     │   ├── NoSuchStore       no store at that URL (also LookupError)
     │   ├── UnknownInstance   no stored instance has that id (also LookupError)
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AfterCommitError",
     "AppImportError",
+    "AsyncRequired",
     "ConnectionLost",
     "DefinitionError",
     "DiagramError",
@@ -213,6 +215,14 @@ def optional_import(module: str, *, extra: str, feature: str, more: str = "") ->
         return importlib.import_module(module)
     except ImportError:
         raise MissingDependency(feature, module, extra, more=more) from None
+
+
+class AsyncRequired(LifecycleError, TypeError):
+    """A sync method was asked for an answer only an ``await`` gives: ``explain`` on an event
+    whose guards are async (use ``await lifecycle.aexplain(...)``).
+
+    .. versionadded:: 0.2
+    """
 
 
 class StoreError(LifecycleError):

@@ -6,9 +6,14 @@ refused event raises :class:`~lifecyclekit.TransitionRejected` carrying the same
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
+
+import lifecyclekit._chart as _chart
+from lifecyclekit.errors import AsyncRequired
 
 if TYPE_CHECKING:
     from statemachine.state import State
@@ -16,7 +21,14 @@ if TYPE_CHECKING:
 
     from lifecyclekit.lifecycle import Lifecycle
 
-__all__ = ["Because", "Candidate", "Explanation", "GuardVerdict", "build_explanation"]
+__all__ = [
+    "Because",
+    "Candidate",
+    "Explanation",
+    "GuardVerdict",
+    "abuild_explanation",
+    "build_explanation",
+]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
@@ -134,18 +146,90 @@ class Explanation(BaseModel):
 
 
 def build_explanation(machine: Lifecycle, event_id: str, kwargs: dict[str, Any]) -> Explanation:
-    """What ``event_id`` would do on ``machine`` now, evaluating every guard."""
-    current = machine.states_map[machine.current_state_value]
-    candidates: list[Candidate] = []
-    if event_id in machine._event_ids and not current.final:
+    """What ``event_id`` would do on ``machine`` now, evaluating every guard.
+
+    Raises:
+        AsyncRequired: a guard is async (use :func:`abuild_explanation`); nothing changed.
+    """
+    current, finished, matching = _matching(machine, event_id, kwargs)
+    candidates = []
+    for transition, guards in matching:
+        verdicts = []
+        for name, expected, raw in guards:
+            if inspect.isawaitable(raw):
+                if inspect.iscoroutine(raw):
+                    raw.close()
+                cls = type(machine).__name__
+                msg = (
+                    f"{cls}.explain({event_id!r}) cannot answer: guard {name!r} is async, so "
+                    "its verdict must be awaited. Use `await lifecycle.aexplain(event, "
+                    "**data)` instead."
+                )
+                raise AsyncRequired(msg)
+            verdicts.append(_verdict(name, expected, raw))
+        candidates.append(_candidate(transition, verdicts))
+    return _explanation(machine, event_id, current, finished, candidates)
+
+
+async def abuild_explanation(
+    machine: Lifecycle, event_id: str, kwargs: dict[str, Any]
+) -> Explanation:
+    """:func:`build_explanation`, awaiting async guards (in declaration order)."""
+    current, finished, matching = _matching(machine, event_id, kwargs)
+    candidates = []
+    for transition, guards in matching:
+        verdicts = []
+        for name, expected, raw in guards:
+            value = await raw if inspect.isawaitable(raw) else raw
+            verdicts.append(_verdict(name, expected, value))
+        candidates.append(_candidate(transition, verdicts))
+    return _explanation(machine, event_id, current, finished, candidates)
+
+
+_Guards = Iterator[tuple[str, bool, Any]]
+
+
+def _matching(
+    machine: Lifecycle, event_id: str, kwargs: dict[str, Any]
+) -> tuple[State, bool, list[tuple[Transition, _Guards]]]:
+    """The current state, whether the machine is finished, and each candidate transition with
+    its guards' raw answers (each guard is called when its answer is taken from the
+    iterator). In a statechart, every active leaf's transitions, then its ancestors', once
+    each, as python-statemachine selects them."""
+    if machine._is_chart:
+        active = machine._active()
+        leaves = [s for s in active if not any(c in active for c in s.states)]
+        current = _chart.summary(active)
+        finished = machine.is_finished
+    else:
+        current = machine._current_state()
+        leaves, finished = [current], bool(current.final)
+    matching: list[tuple[Transition, _Guards]] = []
+    if event_id in machine._event_ids and not finished:
         bound = getattr(machine, event_id)
-        for state in (current, *current.ancestors()):
-            for transition in state.transitions:
-                if not transition.initial and transition.match(event_id):
-                    candidates.append(_candidate(machine, transition, bound, current, kwargs))
+        seen: set[int] = set()
+        for leaf in leaves:
+            for state in (leaf, *leaf.ancestors()):
+                for transition in state.transitions:
+                    if id(transition) in seen or transition.initial:
+                        continue
+                    seen.add(id(transition))
+                    if transition.match(event_id):
+                        guards = _guards(machine, transition, bound, leaf, kwargs)
+                        matching.append((transition, guards))
+    return current, finished, matching
+
+
+def _explanation(
+    machine: Lifecycle,
+    event_id: str,
+    current: State,
+    finished: bool,
+    candidates: list[Candidate],
+) -> Explanation:
     if event_id not in machine._event_ids:
-        verdict = "unknown_event"
-    elif current.final:
+        verdict: Verdict = "unknown_event"
+    elif finished:
         verdict = "finished"
     elif not candidates:
         verdict = "no_transition"
@@ -164,13 +248,13 @@ def build_explanation(machine: Lifecycle, event_id: str, kwargs: dict[str, Any])
     )
 
 
-def _candidate(
+def _guards(
     machine: Lifecycle,
     transition: Transition,
     event: Any,
     current: State,
     kwargs: dict[str, Any],
-) -> Candidate:
+) -> _Guards:
     injected = {
         **kwargs,
         "machine": machine,
@@ -181,18 +265,21 @@ def _candidate(
         "state": current,
         "transition": transition,
     }
-    verdicts: list[GuardVerdict] = []
     for name, expected, guard in machine._guard_calls(transition):
-        raw = guard(**injected)
-        verdicts.append(
-            GuardVerdict(
-                name=name,
-                kind="cond" if expected else "unless",
-                value=bool(raw),
-                passed=bool(raw) == expected,
-                detail=raw.reason if isinstance(raw, Because) else None,
-            )
-        )
+        yield name, expected, guard(**injected)
+
+
+def _verdict(name: str, expected: bool, raw: Any) -> GuardVerdict:
+    return GuardVerdict(
+        name=name,
+        kind="cond" if expected else "unless",
+        value=bool(raw),
+        passed=bool(raw) == expected,
+        detail=raw.reason if isinstance(raw, Because) else None,
+    )
+
+
+def _candidate(transition: Transition, verdicts: list[GuardVerdict]) -> Candidate:
     target = transition.target
     return Candidate(
         source=transition.source.id,

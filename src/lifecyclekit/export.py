@@ -15,14 +15,15 @@ lenient class where an undefined guard silently blocks its transition).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
-from typing import Any
+import types
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, cast
 
-from statemachine import State
+from statemachine import HistoryState, State
 
 from lifecyclekit.errors import DefinitionError, optional_import
 from lifecyclekit.lifecycle import Lifecycle
-from lifecyclekit.transitions import Provenance
+from lifecyclekit.transitions import Provenance, all_states
 
 __all__ = ["EXTRAS_VERSION", "from_document", "to_document", "to_json", "to_yaml"]
 
@@ -33,15 +34,35 @@ def _name_of(cls: type[Lifecycle]) -> str:
     return cls.lifecycle_name or cls.__name__
 
 
+def _entry(state: State, entries: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A state's document entry; compound and parallel states nest theirs (``states``,
+    ``parallel``, ``history`` with its default transition), as ``statemachine.io`` reads."""
+    entry = entries[state.id]
+    if state.initial and (state.parent is None or not state.parent.parallel):
+        entry["initial"] = True
+    if state.final:
+        entry["final"] = True
+    if state.parallel:
+        entry["parallel"] = True
+    if state.states:
+        entry["states"] = {child.id: _entry(child, entries) for child in state.states}
+    if state.history:
+        entry["history"] = {
+            history.id: {
+                **({"type": "deep"} if history.type.value == "deep" else {}),
+                **(
+                    {"transitions": [{"target": t.target.id} for t in history.transitions]}
+                    if history.transitions
+                    else {}
+                ),
+            }
+            for history in state.history
+        }
+    return entry
+
+
 def _document(cls: type[Lifecycle]) -> dict[str, Any]:
-    states: dict[str, dict[str, Any]] = {}
-    for state in cls.states_map.values():
-        entry: dict[str, Any] = {}
-        if state.initial:
-            entry["initial"] = True
-        if state.final:
-            entry["final"] = True
-        states[state.id] = entry
+    entries: dict[str, dict[str, Any]] = {state.id: {} for state in all_states(cls)}
     for row in cls.transition_table():
         transition: dict[str, Any] = {"event": row.event, "target": row.target}
         cond = [g.name for g in row.guards if not g.negated]
@@ -50,7 +71,8 @@ def _document(cls: type[Lifecycle]) -> dict[str, Any]:
             transition["cond"] = cond
         if unless:
             transition["unless"] = unless
-        states[row.source].setdefault("transitions", []).append(transition)
+        entries[row.source].setdefault("transitions", []).append(transition)
+    states = {state.id: _entry(state, entries) for state in cls.states}
     document: dict[str, Any] = {"name": _name_of(cls), "states": states}
     summary = (cls.__doc__ or "").strip().split("\n")[0]
     if summary:
@@ -70,7 +92,7 @@ def _extras(cls: type[Lifecycle]) -> dict[str, Any]:
         "lifecyclekit": EXTRAS_VERSION,
         "machine": _name_of(cls),
         "class": f"{cls.__module__}:{cls.__qualname__}",
-        "values": {s.id: s.value for s in cls.states_map.values()},
+        "values": {s.id: s.value for s in all_states(cls)},
         "provenance": [
             {"event": r.event, "source": r.source, "target": r.target} | r.provenance.model_dump()
             for r in cls.transition_table()
@@ -109,14 +131,59 @@ def to_yaml(cls: type[Lifecycle], *, extras: bool = False) -> str:
     return str(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
 
 
+def _walk(states: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """Every ``(state id, entry)`` of a document, nested states after their parent."""
+    for state_id, spec in states.items():
+        yield state_id, spec
+        yield from _walk(spec.get("states") or {})
+
+
 def _guard_names(document: Mapping[str, Any]) -> set[str]:
     names: set[str] = set()
-    for state in document.get("states", {}).values():
+    for _, state in _walk(document.get("states", {})):
         for transition in state.get("transitions", []):
             for key in ("cond", "unless"):
                 value = transition.get(key, [])
                 names.update([value] if isinstance(value, str) else value)
     return names
+
+
+def _build_state(
+    state_id: str, spec: Mapping[str, Any], values: Mapping[str, Any], built: dict[str, Any]
+) -> State:
+    """A document entry as a ``State``; a compound or parallel one through
+    python-statemachine's own class DSL (``State.Compound``/``State.Parallel``), its
+    children and history states (in ``built``) inside."""
+    flags: dict[str, Any] = {
+        "initial": bool(spec.get("initial")),
+        "final": bool(spec.get("final")),
+        "value": values.get(state_id),
+    }
+    children = spec.get("states") or {}
+    if not children:
+        state = built[state_id] = State(**flags)
+        return state
+    body: dict[str, Any] = {
+        child_id: _build_state(child_id, child, values, built)
+        for child_id, child in children.items()
+    }
+    for history_id, history_spec in (spec.get("history") or {}).items():
+        kind = (history_spec or {}).get("type", "shallow")
+        body[history_id] = built[history_id] = HistoryState(type=kind)
+    base = State.Parallel if spec.get("parallel") else State.Compound
+    # NestedStateFactory (State.Compound's metaclass) returns a State, not a class.
+    nested = cast("State", types.new_class(state_id, (base,), flags, lambda ns: ns.update(body)))
+    built[state_id] = nested
+    return nested
+
+
+def _history_defaults(
+    states: Mapping[str, Any], built: Mapping[str, Any]
+) -> Iterator[tuple[str, str]]:
+    for _, spec in _walk(states):
+        for history_id, history_spec in (spec.get("history") or {}).items():
+            for transition in (history_spec or {}).get("transitions", []):
+                yield history_id, transition["target"]
 
 
 def _split(given: Any) -> tuple[Mapping[str, Any], Mapping[str, Any] | None]:
@@ -161,7 +228,8 @@ def from_document(
     *,
     name: str | None = None,
 ) -> type[Lifecycle]:
-    """A strict :class:`~lifecyclekit.Lifecycle` class built from a flat statechart document.
+    """A strict :class:`~lifecyclekit.Lifecycle` class built from a statechart document
+    (flat, or with compound, parallel and history states).
 
     Args:
         document: the statechart document (as :func:`to_document` writes it), or the
@@ -173,7 +241,7 @@ def from_document(
         name: the class name (default: the document's ``name``).
 
     Raises:
-        DefinitionError: an unbound guard name, a nested state, or a malformed document
+        DefinitionError: an unbound guard name, or a malformed document
             (python-statemachine's own definition checks apply too).
     """
     document, extras = _split(document)
@@ -190,18 +258,18 @@ def from_document(
     if not isinstance(states_doc, Mapping) or not states_doc:
         msg = "A statechart document needs a non-empty 'states' mapping."
         raise DefinitionError(msg)
-    states = {}
-    for state_id, spec in states_doc.items():
-        if spec.get("states") or spec.get("parallel"):
-            msg = f"State {state_id!r} is compound or parallel; lifecycles are flat."
+    states: dict[str, Any] = {}
+    top = {
+        state_id: _build_state(state_id, spec, values, states)
+        for state_id, spec in states_doc.items()
+    }
+    for history_id, target_id in _history_defaults(states_doc, states):
+        if target_id not in states:
+            msg = f"History state {history_id!r} defaults to unknown state {target_id!r}."
             raise DefinitionError(msg)
-        states[state_id] = State(
-            initial=bool(spec.get("initial")),
-            final=bool(spec.get("final")),
-            value=values.get(state_id),
-        )
+        states[history_id].to(states[target_id])
     events: dict[str, Any] = {}
-    for state_id, spec in states_doc.items():
+    for state_id, spec in _walk(states_doc):
         for transition in spec.get("transitions", []):
             target = states.get(transition.get("target", state_id))
             if target is None:
@@ -214,7 +282,7 @@ def from_document(
             )
             event = transition["event"]
             events[event] = events[event] | edge if event in events else edge
-    attrs: dict[str, Any] = {**states, **events, "provenance": _provenance(extras)}
+    attrs: dict[str, Any] = {**top, **events, "provenance": _provenance(extras)}
     # staticmethod: python-statemachine injects only the arguments each guard declares.
     attrs.update({guard: staticmethod(fn) for guard, fn in guards.items()})
     class_name = name or str(document.get("name", "DocumentLifecycle")).replace("-", "_")

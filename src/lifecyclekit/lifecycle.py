@@ -22,7 +22,8 @@ the hooks it exposes (``_admit_event``, ``_refusal``, ``_start_engine``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import inspect
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -30,16 +31,23 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self
 
 from pydantic import BaseModel, ValidationError
-from statemachine import StateChart
+from statemachine import State, StateChart
 from typing_extensions import TypeVar
 
+import lifecyclekit._chart as _chart
 import lifecyclekit._fast as _fast
 import lifecyclekit._psm as _psm
 from lifecyclekit._display import DISPLAY_HOOKS
 from lifecyclekit._meta import LifecycleMeta
-from lifecyclekit.errors import PayloadError, SnapshotError, TransitionRejected, field_errors
-from lifecyclekit.explain import Explanation, build_explanation
-from lifecyclekit.payloads import dump_payload, validate_payload
+from lifecyclekit.errors import (
+    DefinitionError,
+    PayloadError,
+    SnapshotError,
+    TransitionRejected,
+    field_errors,
+)
+from lifecyclekit.explain import Explanation, abuild_explanation, build_explanation
+from lifecyclekit.payloads import bind_command, dump_payload, validate_payload
 from lifecyclekit.snapshot import (
     Migration,
     Snapshot,
@@ -51,7 +59,6 @@ from lifecyclekit.transitions import Provenance, TransitionInfo, transition_tabl
 
 if TYPE_CHECKING:
     from statemachine import Event
-    from statemachine.state import State
     from statemachine.transition import Transition
 
 __all__ = ["C", "Clock", "Lifecycle", "utc_now"]
@@ -130,6 +137,12 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
     - ``payloads``: ``{event_id: PydanticModel}``; data sent with that event is validated
       before any guard or callback runs and reaches callbacks as ``payload`` and by field.
     - ``schema_version``: bump it when the context model changes incompatibly.
+    - the construction hooks, instead of a custom ``__init__``: :meth:`initial_state_for`
+      (the starting state from the context), :meth:`when_created` (once per new
+      instance) and :meth:`when_restored` (once per restored one).
+
+    A class with ``async def`` guards or callbacks is driven with ``await`` inside a
+    running event loop (see :attr:`is_async`, :meth:`aexplain`, :meth:`acall`).
 
     Args:
         clock: returns the current time as an aware ``datetime`` (default: UTC now).
@@ -195,6 +208,8 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
     _event_ids: ClassVar[frozenset[str]] = frozenset()
     _state_by_id: ClassVar[dict[str, State]] = {}
     _id_by_value: ClassVar[dict[Any, str]] = {}
+    _is_chart: ClassVar[bool] = False
+    _history_ids: ClassVar[frozenset[str]] = frozenset()
 
     fast_path: ClassVar[bool] = True
     """Whether instances may take the compiled event path (see :attr:`on_fast_path`); set it
@@ -210,7 +225,7 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
     _fast_running = True
     _fast_busy = False
 
-    def __init__(
+    def __init__(  # noqa: C901 - both paths inline: creation is a hot path
         self,
         *,
         clock: Clock | None = None,
@@ -241,21 +256,97 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
             attributes["_history"] = []
             if clock is not None:
                 attributes["_clock"] = clock
+            fresh = holder.state is None
+            if (
+                fresh
+                and start_value is None
+                and type(self).initial_state_for.__func__ is not _DEFAULT_INITIAL  # type: ignore[attr-defined]
+            ):
+                start_value = self._chosen_start(context)
             if start_value is not None:
                 attributes["start_configuration_values"] = [start_value]
-            if holder.state is None:
+            if fresh:
                 _fast.activate(self, plan, start_value)
+                if type(self).when_created is not _NO_CREATED_HOOK:
+                    self.when_created()
             return
         if clock is not None:
             self._clock = clock
         self._history: list[Any] = []
         self._context: Any = self._build_context(context, fields)
+        fresh = model is None or getattr(model, state_field, None) is None
+        if fresh and start_value is None and _picks_initial_state(type(self)):
+            start_value = self._chosen_start(self._context)
         super().__init__(
             model=model if model is not None else _StateHolder(),
             state_field=state_field,
             start_value=start_value,
             listeners=[_RECORDER, *(listeners or ())],
         )
+        if super().current_state_value is None:
+            # psm's async engine only queues the initial activation (see ``is_async``).
+            _psm.activate_pending(self)
+        if fresh and type(self).when_created is not _NO_CREATED_HOOK:
+            self.when_created()
+
+    # -- construction hooks --------------------------------------------------------------
+
+    @classmethod
+    def initial_state_for(cls, context: C) -> str | State | None:
+        """The state a new instance starts in, chosen from its validated context.
+
+        Override it when the starting state depends on the data (a work with unfinished
+        prerequisites starts ``blocked``). Called once per new instance, before the
+        instance starts, never on :meth:`restore` or :meth:`from_stored`, nor when the
+        constructor is given ``start_value``. The chosen state's entry actions run, as the
+        initial state's would. Return a state id (``"blocked"``), the class's ``State``
+        (``cls.blocked``), or ``None`` for the declared initial state (the default).
+
+        Raises:
+            DefinitionError: (raised for it) the value names no state of the class.
+
+        .. versionadded:: 0.2
+        """
+        return None
+
+    def when_created(self) -> None:
+        """Called once on a new instance, at the end of its construction: its context is
+        validated and its starting state entered (entry actions run; for an async
+        lifecycle created inside a running loop they wait, see :attr:`is_async`). Never
+        called on a restored instance (see :meth:`when_restored`). Does nothing here;
+        override it for work a new instance does once: stamp the context, check it
+        against the clock. An exception from it fails the construction.
+
+        .. versionadded:: 0.2
+        """
+
+    def when_restored(self) -> None:
+        """Called once on an instance rebuilt by :meth:`restore` or :meth:`from_stored`
+        (stores load instances through them), after its state, context, history and
+        revision are set; no entry action ran. Never called on a new instance (see
+        :meth:`when_created`). Does nothing here; override it to rebuild what the
+        snapshot does not hold (caches, derived fields). An exception from it fails the
+        restore.
+
+        .. versionadded:: 0.2
+        """
+
+    def _chosen_start(self, context: Any) -> Any:
+        """The value of the state :meth:`initial_state_for` chose (``None``: the initial)."""
+        cls = type(self)
+        chosen = cls.initial_state_for(context)
+        if chosen is None:
+            return None
+        if isinstance(chosen, str) and chosen in cls._state_by_id:
+            return cls._state_by_id[chosen].value
+        if isinstance(chosen, State) and cls._state_by_id.get(chosen.id) is chosen:
+            return chosen.value
+        msg = (
+            f"{cls.__name__}.initial_state_for returned {chosen!r}, which is not a state of "
+            f"{cls.__name__}. Return a state id ({', '.join(cls._state_by_id)}), one of the "
+            "class's State attributes, or None for the initial state."
+        )
+        raise DefinitionError(msg)
 
     # -- context -------------------------------------------------------------------------
 
@@ -343,18 +434,97 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
 
     @property
     def state(self) -> str:
-        """The current state id, e.g. ``"running"``."""
-        return self._id_by_value[self.current_state_value]
+        """The current state id, e.g. ``"running"``.
+
+        In a statechart (compound, parallel or history states) several states are active at
+        once; ``state`` is then the innermost active state that contains all of them: the
+        active leaf of nested compound states (``"packing"`` inside ``"fulfilment"``), or the
+        parallel state whose regions are active (``"running"``). :attr:`configuration_ids`
+        lists every active state.
+
+        An async lifecycle created inside a running event loop is in its initial state
+        from the start; only the initial state's entry actions wait for ``await
+        lc.activate_initial_state()`` or the first event (see :attr:`is_async`).
+        """
+        if self._is_chart:
+            return _chart.summary(self._active()).id
+        try:
+            return self._id_by_value[self.current_state_value]
+        except KeyError:
+            return str(self._current_state().id)
 
     @property
     def state_value(self) -> Any:
-        """The current state's vendor value, e.g. ``"JOB_STATE_RUNNING"``."""
-        return self.current_state_value
+        """The current state's vendor value, e.g. ``"JOB_STATE_RUNNING"`` (the value of
+        :attr:`state`, for a statechart too)."""
+        if self._is_chart:
+            return _chart.summary(self._active()).value
+        value = self.current_state_value
+        return value if value is not None else self._current_state().value
+
+    @property
+    def configuration_ids(self) -> tuple[str, ...]:
+        """The ids of every active state, ancestors included, in declaration order: one id
+        for a flat lifecycle; ``("fulfilment", "packing")`` or ``("running", "health",
+        "healthy", "scaling", "steady")`` in a statechart. :attr:`configuration` holds the
+        same states as python-statemachine objects.
+
+        .. versionadded:: 0.2
+        """
+        if not self._is_chart:
+            return (self.state,)
+        return tuple(state.id for state in self._active())
+
+    def _active(self) -> list[State]:
+        """The active class states, in declaration order (while an async statechart's
+        initial activation is pending, the state it starts in)."""
+        states = self.states_map
+        order = self._state_by_id
+        active = [states[value] for value in self.configuration_values]
+        if not active:
+            return [self._start_state()]
+        return sorted(active, key=lambda s: list(order).index(s.id)) if len(active) > 1 else active
 
     @property
     def is_finished(self) -> bool:
-        """Whether the instance is in a final state (no event is accepted any more)."""
-        return bool(self.states_map[self.current_state_value].final)
+        """Whether the instance is in a final state (no event is accepted any more); in a
+        statechart, a top-level final state (a final state inside a compound one only ends
+        that region)."""
+        if self._is_chart:
+            return any(s.final and s.parent is None for s in self._active())
+        return bool(self._current_state().final)
+
+    def _current_state(self) -> State:
+        """The current state; while an async lifecycle's initial activation is pending (the
+        model holds no state yet), the state it starts in."""
+        value = self.current_state_value
+        return self._start_state() if value is None else self.states_map[value]
+
+    def _start_state(self) -> State:
+        starts = self.start_configuration_values
+        if starts:
+            return self.states_map[starts[0]]
+        initial = self.initial_state
+        assert initial is not None  # a lifecycle has states (checked at class creation)
+        return initial
+
+    @property
+    def is_async(self) -> bool:
+        """Whether this instance runs on python-statemachine's async engine: its class (or a
+        listener) has an ``async def`` callback or guard.
+
+        Inside a running event loop, its events, ``send``, ``call`` and
+        ``activate_initial_state()`` return awaitables (``await lc.pay()``), a refusal is
+        raised by the ``await``, and :meth:`explain` is :meth:`aexplain`. From sync code
+        with no loop running they run to completion as for a sync lifecycle (on
+        python-statemachine's per-thread loop). Created inside a running loop, the
+        instance is in its initial state at once, but the initial state's entry actions
+        run only at ``await lc.activate_initial_state()`` or the first event.
+        :meth:`asend` and :meth:`acall` are awaitable for every lifecycle.
+
+        .. versionadded:: 0.2
+        """
+        return self._compiled is None and _psm.is_async(self)
 
     @property
     def history(self) -> tuple[TransitionRecord, ...]:
@@ -417,12 +587,23 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
         a graph of works) and must not stop half-way.
         """
         state = self.current_state_value
+        if self._is_chart:
+            state = _psm.OrderedSet(self.configuration_values)
+            memory = {key: list(found) for key, found in self.history_values.items()}
         context = self._context.model_copy(deep=True) if self._context is not None else None
         length, revision = len(self._history), self._revision
         try:
             yield
         except BaseException:
-            if self.current_state_value != state:
+            if self._is_chart:
+                self.history_values.clear()
+                self.history_values.update(memory)
+                if _psm.OrderedSet(self.configuration_values) != state:
+                    self.current_state_value = state
+                    self._set_running(not self.is_finished)
+            elif self.current_state_value != state:
+                if state is None:  # an async lifecycle's pending activation ran in the block
+                    state = self._start_state().value
                 self.current_state_value = state
                 # Entering a final state stopped the engine; the restored state is live.
                 self._set_running(not self.states_map[state].final)
@@ -640,6 +821,14 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
         .. versionadded:: 0.2
         """
 
+    def check_delete(self) -> None:
+        """Called by a store's ``delete`` with the stored instance, inside the deleting
+        transaction, before the row is removed: raise (``self.rejection("delete", why)``) to
+        refuse, and nothing is deleted. Allows every delete here; override it.
+
+        .. versionadded:: 0.2
+        """
+
     # -- typed events and explanations (engine hooks) ------------------------------------
 
     def _admit_event(
@@ -656,7 +845,16 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
 
     def _refusal(self, event: Event | None, kwargs: dict[str, Any]) -> TransitionRejected:
         event_id = event.id if event is not None else ""
-        explanation = build_explanation(self, event_id, kwargs)
+        if self.is_async and not _psm.loop_running():
+            # A sync call of an async lifecycle: its guards are awaited on psm's loop too.
+            explanation = _psm.run_sync(abuild_explanation(self, event_id, kwargs))
+        else:
+            explanation = build_explanation(self, event_id, kwargs)
+        return TransitionRejected(explanation, set(self.configuration), event)
+
+    async def _arefusal(self, event: Event | None, kwargs: dict[str, Any]) -> TransitionRejected:
+        event_id = event.id if event is not None else ""
+        explanation = await abuild_explanation(self, event_id, kwargs)
         return TransitionRejected(explanation, set(self.configuration), event)
 
     def _is_refusal(self, error: Exception) -> bool:
@@ -675,17 +873,47 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
         Raises:
             TransitionRejected: ``name`` is neither an event nor a declared command (the
                 message lists both), or the event is refused.
-            PayloadError: the data does not validate.
+            PayloadError: the data does not validate, or does not fit the command's
+                parameters (missing, surplus or unknown arguments).
         """
         if name in self._event_ids:
             return self.send(name, *args, **data)
         if name in self.commands:
-            return getattr(self, name)(*args, **data)
+            command = getattr(self, name)
+            bind_command(type(self).__name__, name, command, args, data)
+            return command(*args, **data)
         events = ", ".join(sorted(self._event_ids)) or "none"
         commands = ", ".join(sorted(self.commands)) or "none"
         action = f"call {name!r} on"
         reason = f"it is neither an event nor a command. Events: {events}. Commands: {commands}."
         raise self.rejection(action, reason)
+
+    async def acall(self, name: str, /, *args: Any, **data: Any) -> Any:
+        """:meth:`call`, awaitable for every lifecycle: awaits the event of an async one
+        (inside a running loop), returns a sync one's result as is. What an async store
+        (or any async code driving lifecycles it does not know) calls.
+
+        Raises:
+            TransitionRejected: as :meth:`call`, with every guard's verdict (async guards
+                awaited).
+            PayloadError: the data does not validate (before any guard runs).
+
+        .. versionadded:: 0.2
+        """
+        result = self.call(name, *args, **data)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    async def asend(self, event: str, /, *args: Any, **data: Any) -> Any:
+        """:meth:`send`, awaitable for every lifecycle (see :meth:`acall`).
+
+        .. versionadded:: 0.2
+        """
+        result = self.send(event, *args, **data)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
 
     def rejection(self, action: str, reason: str) -> TransitionRejected:
         """Build the refusal a lifecycle's own command raises, worded like the built-in ones:
@@ -696,8 +924,7 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
             reason: why it is refused.
         """
         explanation = build_explanation(self, str(action), {})
-        current = self.states_map[self.current_state_value]
-        message = f"Can't {action} {type(self).__name__} in {current.value}: {reason}"
+        message = f"Can't {action} {type(self).__name__} in {self.state_value}: {reason}"
         return TransitionRejected(explanation, set(self.configuration), message=message)
 
     def explain(self, event: str, /, *args: Any, **data: Any) -> Explanation:
@@ -707,14 +934,30 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
 
         Raises:
             PayloadError: the data does not validate against the event's payload model.
+            AsyncRequired: a guard of the event is async; use :meth:`aexplain`.
+        """
+        return build_explanation(self, str(event), self._explain_data(str(event), args, data))
+
+    async def aexplain(self, event: str, /, *args: Any, **data: Any) -> Explanation:
+        """:meth:`explain`, awaiting async guards (for lifecycles with ``async def`` guards;
+        works for every lifecycle).
+
+        Raises:
+            PayloadError: the data does not validate against the event's payload model.
+
+        .. versionadded:: 0.2
         """
         event_id = str(event)
-        kwargs = data
+        return await abuild_explanation(self, event_id, self._explain_data(event_id, args, data))
+
+    def _explain_data(
+        self, event_id: str, args: tuple[Any, ...], data: dict[str, Any]
+    ) -> dict[str, Any]:
         if event_id in self._event_ids:
-            kwargs = validate_payload(
+            return validate_payload(
                 type(self).__name__, event_id, self._payload_models.get(event_id), args, data
             )
-        return build_explanation(self, event_id, kwargs)
+        return data
 
     # -- introspection -------------------------------------------------------------------
 
@@ -740,6 +983,11 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
         ``Snapshot.model_validate_json``) and :meth:`restore` rebuilds the instance.
         """
         context = self._context
+        chart: dict[str, Any] = {}
+        if self._is_chart:
+            chart["configuration"] = self.configuration_ids
+            memory = _chart.dump_memory(self.history_values)
+            chart["history_states"] = memory or None
         return Snapshot.model_construct(
             machine=self.machine_key(),
             schema_version=self.schema_version,
@@ -747,6 +995,7 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
             context=context.model_dump(mode="json") if context is not None else None,
             history=self.history,
             revision=self._revision,
+            **chart,
         )
 
     @classmethod
@@ -791,16 +1040,19 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
             )
             raise SnapshotError(msg)
         check_history(snap)
+        what = f"Snapshot of {snap.machine!r}"
+        holder, memory = cls._chart_holder(what, state, snap.configuration, snap.history_states)
+        if cls._is_chart and snap.history:
+            cls._check_last_target(what, snap.history[-1], holder)
         context = cls._restore_context(snap)
-        instance = cls(
-            clock=clock,
-            listeners=listeners,
-            model=_StateHolder(state.value),
-            context=context,
-        )
+        instance = cls(clock=clock, listeners=listeners, model=holder, context=context)
+        if memory:
+            instance.history_values.update(memory)
         values = instance.__dict__
         values["_history"] = list(snap.history)
         values["_revision"] = snap.revision
+        if cls.when_restored is not _NO_RESTORED_HOOK:
+            instance.when_restored()
         return instance
 
     @classmethod
@@ -813,6 +1065,8 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
         last: TransitionRecord | None = None,
         schema_version: int | None = None,
         clock: Clock | None = None,
+        configuration: Sequence[str] | None = None,
+        history_states: Mapping[str, Sequence[str]] | None = None,
     ) -> Self:
         """Rebuild an instance from a stored row, without a :class:`Snapshot` round trip.
 
@@ -829,11 +1083,14 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
             last: the last history record (``history`` then holds it alone), if any.
             schema_version: the row's schema version, checked against the class's.
             clock: the clock of the rebuilt instance.
+            configuration: a statechart's active state ids (see :class:`Snapshot`).
+            history_states: what a statechart's history states remember.
 
         Raises:
             SnapshotError: an unknown state, another schema version, a last record that
-                does not end in ``state`` or passes ``revision``, or a context that does
-                not validate.
+                does not end in ``state`` (a statechart: in its configuration) or passes
+                ``revision``, an impossible configuration, or a context that does not
+                validate.
 
         .. versionadded:: 0.2
         """
@@ -851,19 +1108,89 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
                 f"States of {cls.__name__}: {', '.join(cls._state_by_id)}."
             )
             raise SnapshotError(msg)
-        if last is not None and (last.target != state or last.seq > revision):
+        holder, memory = cls._chart_holder(
+            f"Stored {name!r}", found, configuration, history_states
+        )
+        if last is not None and (
+            last.seq > revision
+            or (cls._is_chart and not cls._ends_in(last, holder))
+            or (not cls._is_chart and last.target != state)
+        ):
             msg = (
                 f"Stored {name!r} is in state {state!r} at revision {revision}, but its last "
                 f"history record is #{last.seq} ending in {last.target!r}."
             )
             raise SnapshotError(msg)
-        instance = cls(
-            clock=clock, model=_StateHolder(found.value), context=cls._stored_context(context)
-        )
+        instance = cls(clock=clock, model=holder, context=cls._stored_context(context))
+        if memory:
+            instance.history_values.update(memory)
         values = instance.__dict__
         values["_history"] = [last] if last is not None else []
         values["_revision"] = revision
+        if cls.when_restored is not _NO_RESTORED_HOOK:
+            instance.when_restored()
         return instance
+
+    @classmethod
+    def _chart_holder(
+        cls,
+        what: str,
+        state: State,
+        configuration: Sequence[str] | None,
+        history_states: Mapping[str, Sequence[str]] | None,
+    ) -> tuple[_StateHolder, dict[str, list[State]]]:
+        """The state holder a restored instance starts with, and its history memory."""
+        name = cls.__name__
+        if not cls._is_chart:
+            if configuration is not None and tuple(configuration) != (state.id,):
+                msg = (
+                    f"{what} has the configuration {list(configuration)!r}, but {name} is not "
+                    f"a statechart: its one active state is {state.id!r}."
+                )
+                raise SnapshotError(msg)
+            if history_states:
+                msg = f"{what} remembers history states, but {name} has none."
+                raise SnapshotError(msg)
+            return _StateHolder(state.value), {}
+        states = cls._state_by_id
+        if configuration is None:
+            active = _chart.derive_configuration(state)
+            if active is None:
+                msg = (
+                    f"{what} is in {state.id!r} without a configuration, but in {name} that "
+                    "state does not say which states are active (it is compound, parallel or "
+                    "inside a parallel state). Take snapshots with Lifecycle.snapshot()."
+                )
+                raise SnapshotError(msg)
+        else:
+            active = _chart.check_configuration(what, configuration, states, name)
+            summary = _chart.summary(active)
+            if summary is not state:
+                msg = (
+                    f"{what} is in state {state.id!r}, but its configuration "
+                    f"{[s.id for s in active]} is in {summary.id!r}."
+                )
+                raise SnapshotError(msg)
+        memory = _chart.check_memory(what, history_states or {}, states, name)
+        return _StateHolder(_psm.OrderedSet(s.value for s in active)), memory
+
+    @classmethod
+    def _ends_in(cls, record: TransitionRecord, holder: _StateHolder) -> bool:
+        """A statechart's last record ends in an active state (or a history state of one)."""
+        active = {cls._id_by_value[value] for value in holder.state}
+        target = cls._state_by_id.get(record.target)
+        if target is None:
+            return any(h.id == record.target for s in active for h in cls._state_by_id[s].history)
+        return record.target in active
+
+    @classmethod
+    def _check_last_target(cls, what: str, record: TransitionRecord, holder: _StateHolder) -> None:
+        if not cls._ends_in(record, holder):
+            msg = (
+                f"{what} has the configuration {sorted(map(str, holder.state))}, but its last "
+                f"history record ends in {record.target!r}."
+            )
+            raise SnapshotError(msg)
 
     @classmethod
     def _stored_context(cls, data: str | bytes | Mapping[str, Any] | None) -> BaseModel | None:
@@ -897,3 +1224,17 @@ class Lifecycle(_psm.HookedStateMachine, Generic[C], metaclass=LifecycleMeta):
             details = "; ".join(f"{f}: {m} (got {v!r})" for f, m, v in field_errors(exc))
             msg = f"Snapshot of {snap.machine!r} has an invalid context: {details}."
             raise SnapshotError(msg) from None
+
+
+_NO_CREATED_HOOK = Lifecycle.when_created
+_NO_RESTORED_HOOK = Lifecycle.when_restored
+"""Lifecycle's own (empty) hooks, by identity: a class that keeps them is not called back
+(no call on the hot paths of create and restore)."""
+
+
+def _picks_initial_state(cls: type[Lifecycle]) -> bool:
+    """Whether ``cls`` overrides :meth:`Lifecycle.initial_state_for` (inlined where hot)."""
+    return cls.initial_state_for.__func__ is not _DEFAULT_INITIAL  # type: ignore[attr-defined]
+
+
+_DEFAULT_INITIAL = Lifecycle.initial_state_for.__func__  # type: ignore[attr-defined]

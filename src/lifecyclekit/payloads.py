@@ -12,7 +12,8 @@ the class is created::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import inspect
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -21,6 +22,7 @@ from lifecyclekit.errors import DefinitionError, PayloadError, field_errors
 
 __all__ = [
     "RESERVED_FIELD_NAMES",
+    "bind_command",
     "build_payload_table",
     "dump_payload",
     "validate_payload",
@@ -148,4 +150,52 @@ def _payload_instance(
             event,
             field_errors(exc),
             hint=f"The payload model is {model.__name__}.",
+        ) from None
+
+
+def _parameters(signature: inspect.Signature) -> str:
+    """A command's parameters as a caller writes them: ``state, at=None, *, infer=False``."""
+    shown: list[str] = []
+    star = False
+    for param in signature.parameters.values():
+        if param.kind is param.VAR_POSITIONAL:
+            star = True
+            shown.append(f"*{param.name}")
+            continue
+        if param.kind is param.VAR_KEYWORD:
+            shown.append(f"**{param.name}")
+            continue
+        if param.kind is param.KEYWORD_ONLY and not star:
+            star = True
+            shown.append("*")
+        default = "" if param.default is param.empty else f"={param.default!r}"
+        shown.append(f"{param.name}{default}")
+    return ", ".join(shown)
+
+
+def bind_command(
+    machine: str,
+    command: str,
+    method: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> None:
+    """Check that ``args`` and ``kwargs`` fit the command's signature before it runs, so a
+    missing, surplus or unknown argument is a PayloadError naming the parameters, never a
+    bare ``TypeError`` from inside the call (and the command changes nothing).
+
+    Raises:
+        PayloadError: the arguments do not bind; the message lists the parameters.
+    """
+    signature = inspect.signature(method)
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        given = dict(kwargs) if not args else {"args": args, **kwargs}
+        params = _parameters(signature)
+        raise PayloadError(
+            machine,
+            command,
+            [("", str(exc), given)],
+            hint=f"{command} takes ({params}): pass each required one, and no others.",
         ) from None

@@ -80,12 +80,25 @@ class Snapshot(BaseModel):
     schema_version: int = Field(ge=1)
     """The lifecycle class's ``schema_version`` when the snapshot was taken."""
     state: str
-    """The current state id."""
+    """The current state id (for a statechart, the innermost active state containing the
+    whole configuration, see ``Lifecycle.state``)."""
     context: dict[str, Any] | None = None
     """The context model in JSON form, or ``None`` for lifecycles without context."""
     history: tuple[TransitionRecord, ...] = ()
     revision: int = Field(default=0, ge=0)
     """How many transitions this instance has taken; stores use it for compare-and-set."""
+    configuration: tuple[str, ...] | None = None
+    """A statechart's active state ids, ancestors included, in declaration order; ``None``
+    for a flat lifecycle (its ``state`` is the whole configuration).
+
+    .. versionadded:: 0.2
+    """
+    history_states: dict[str, tuple[str, ...]] | None = None
+    """What a statechart's history states remember: the state ids a transition to the
+    history state re-enters, by history state id; ``None`` when none remembers anything.
+
+    .. versionadded:: 0.2
+    """
 
 
 def coerce_snapshot(snapshot: Snapshot | Mapping[str, Any] | str | bytes) -> Snapshot:
@@ -109,6 +122,9 @@ def coerce_snapshot(snapshot: Snapshot | Mapping[str, Any] | str | bytes) -> Sna
 def check_history(snap: Snapshot) -> None:
     """A snapshot's history is contiguous and ends in its state.
 
+    A statechart's last record may end in any state of its configuration (or a history
+    state): ``Lifecycle.restore`` checks it against the class.
+
     It may be a tail window (a store restores an instance with its last record only), so
     numbering may start above 1, but never passes the revision.
 
@@ -124,7 +140,7 @@ def check_history(snap: Snapshot) -> None:
                 f"where {expected} was expected."
             )
             raise SnapshotError(msg)
-    if history and history[-1].target != snap.state:
+    if history and snap.configuration is None and history[-1].target != snap.state:
         msg = (
             f"Snapshot of {snap.machine!r} is in state {snap.state!r}, but its last history "
             f"record ends in {history[-1].target!r}."

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from lifecyclekit.lifecycle import Lifecycle
 
-__all__ = ["GuardRef", "Provenance", "TransitionInfo", "edges", "transition_table"]
+__all__ = ["GuardRef", "Provenance", "TransitionInfo", "all_states", "edges", "transition_table"]
 
 
 class Provenance(BaseModel):
@@ -73,10 +73,21 @@ class TransitionInfo(BaseModel):
     provenance: Provenance | None
 
 
-def edges(cls: type[Lifecycle]) -> Iterator[tuple[str, State, Transition]]:
-    """``(event id, source state, transition)`` for every declared transition, in order."""
+def all_states(cls: type[Lifecycle]) -> Iterator[State]:
+    """Every state in declaration order, the states inside compound and parallel states
+    right after their parent (history pseudo-states excluded)."""
     # cls.states, not states_map: states sharing a value collapse in states_map.
-    for state in cls.states:
+    pending = list(reversed(cls.states))
+    while pending:
+        state = pending.pop()
+        yield state
+        pending.extend(reversed(state.states))
+
+
+def edges(cls: type[Lifecycle]) -> Iterator[tuple[str, State, Transition]]:
+    """``(event id, source state, transition)`` for every declared transition, in order
+    (a statechart's nested states' transitions after their parent's)."""
+    for state in all_states(cls):
         for transition in state.transitions:
             if transition.initial:
                 continue

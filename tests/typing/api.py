@@ -32,6 +32,43 @@ class Build(Lifecycle[BuildContext]):
         assert_type(self.context.build_id, str)
 
 
+class Rebuild(Lifecycle[BuildContext]):
+    """The construction hooks, overridden with the context's own type."""
+
+    queued = State(initial=True)
+    running = State()
+    done = State(final=True)
+    start = queued.to(running)
+    finish = running.to(done)
+
+    @classmethod
+    def initial_state_for(cls, context: BuildContext) -> State | None:
+        assert_type(context.workers, int)
+        return cls.running if context.workers else None
+
+    def when_created(self) -> None:
+        assert_type(self.context, BuildContext)
+
+    def when_restored(self) -> None:
+        assert_type(self.context.build_id, str)
+
+
+def construction_hooks(build: Build, context: BuildContext) -> None:
+    assert_type(Build.initial_state_for(context), str | State | None)
+    assert_type(Rebuild.initial_state_for(context), State | None)
+    assert_type(build.when_created(), None)
+    assert_type(build.when_restored(), None)
+
+
+async def async_api(build: Build) -> None:
+    from lifecyclekit import Explanation
+
+    assert_type(await build.aexplain("start"), Explanation)
+    assert_type(await build.acall("start"), Any)
+    assert_type(await build.asend("start"), Any)
+    assert_type(build.is_async, bool)
+
+
 def typed_context(build: Build) -> None:
     assert_type(build.context, BuildContext)
     assert_type(Build.restore(build.snapshot()), Build)

@@ -242,7 +242,11 @@ class AsyncStore(StoreBase):
         """Whether the store's tables exist (a newer or unreadable schema is an error)."""
         try:
             async with self._transaction(write=False) as tx:
-                return await adrive(tx.execute, schema.probe(self.url))
+                exists = await adrive(tx.execute, schema.probe(self.url))
+            if exists:  # a store from before statecharts gains their table
+                async with self._transaction(write=True, schema=True) as tx:
+                    await adrive(tx.execute, schema.add_configurations())
+            return exists
         except BackendError as exc:
             if exc.kind is Kind.NO_STORE:
                 return False

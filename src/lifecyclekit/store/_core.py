@@ -53,6 +53,7 @@ from lifecyclekit.store._rows import (
     parse_loaded,
     parse_record,
     restore,
+    save_configuration,
 )
 
 __all__ = ["LOST", "SCHEMA_VERSION", "Attempts", "Effects", "RetryPolicy", "send"]
@@ -160,14 +161,16 @@ class Attempts:
 
 _ROW = "i.machine, i.schema_version, i.state, i.context, i.revision, i.version"
 _LAST = ", ".join(f"h.{c.strip()}" for c in RECORD_COLUMNS.split(","))
+# A statechart's configuration (lk_configurations) comes last in both row shapes.
+_CHART = " LEFT JOIN lk_configurations c ON c.instance_id = i.id"
 LOAD_SQL = (
-    f"SELECT {_ROW}, {_LAST} FROM lk_instances i LEFT JOIN lk_history h"
-    " ON h.instance_id = i.id AND h.seq = i.revision WHERE i.id = ?"
+    f"SELECT {_ROW}, {_LAST}, c.configuration FROM lk_instances i LEFT JOIN lk_history h"
+    f" ON h.instance_id = i.id AND h.seq = i.revision{_CHART} WHERE i.id = ?"
 )
 LOAD_WITH_KEY_SQL = (
-    f"SELECT {_ROW}, {_LAST}, k.request, k.outcome, k.created_at FROM lk_instances i"
-    " LEFT JOIN lk_history h ON h.instance_id = i.id AND h.seq = i.revision"
-    " LEFT JOIN lk_keys k ON k.instance_id = i.id AND k.key = ? WHERE i.id = ?"
+    f"SELECT {_ROW}, {_LAST}, k.request, k.outcome, k.created_at, c.configuration"
+    " FROM lk_instances i LEFT JOIN lk_history h ON h.instance_id = i.id AND h.seq = i.revision"
+    f" LEFT JOIN lk_keys k ON k.instance_id = i.id AND k.key = ?{_CHART} WHERE i.id = ?"
 )
 HISTORY_SQL = (
     f"SELECT {RECORD_COLUMNS} FROM lk_history WHERE instance_id = ? AND seq > ? ORDER BY seq"
@@ -259,6 +262,7 @@ def insert_instance(
             snap.revision, now, now,
         ),
     )  # fmt: skip
+    yield from save_configuration(instance_id, instance)
     if snap.history:
         yield from insert_history(instance_id, snap.history)
         yield from add_changes(
@@ -367,6 +371,7 @@ def save(
     if updated.rowcount != 1:
         return None
     loaded.version += 1
+    yield from save_configuration(loaded.id, instance)
     if rewrite_history:
         yield Statement("DELETE FROM lk_history WHERE instance_id = ?", (loaded.id,))
         older = [r for r in instance.history if r.seq <= loaded.revision]
@@ -392,6 +397,7 @@ def delete(instance_id: str) -> Step[bool]:
     """Remove a row, its history and its keys; False when there was no such row."""
     yield Statement("DELETE FROM lk_history WHERE instance_id = ?", (instance_id,))
     yield Statement("DELETE FROM lk_keys WHERE instance_id = ?", (instance_id,))
+    yield Statement("DELETE FROM lk_configurations WHERE instance_id = ?", (instance_id,))
     rows = yield Statement("DELETE FROM lk_instances WHERE id = ?", (instance_id,))
     return bool(rows.rowcount == 1)
 
@@ -511,7 +517,8 @@ def send(
         instance = restore(registry, loaded, clock)
     else:  # the compiled path: no Snapshot round trip, the context validated once
         instance = from_row(cls, loaded, clock)
-    yield from fire(instance, request.name, request.args, request.data, request.id)
+    returned = yield from fire(instance, request.name, request.args, request.data, request.id)
+    plain = request.name in instance.commands and isinstance(returned, bool | int | float | str)
     added = [r for r in instance.history if r.seq > loaded.revision]
     records = annotate(added, request.actor, request.reason, request.metadata)
     changes = yield from save(
@@ -521,7 +528,7 @@ def send(
         return LOST
     result = SendResult(
         id=request.id, machine=loaded.machine, state=instance.state, revision=loaded.revision,
-        context=loaded.context, records=tuple(records),
+        context=loaded.context, records=tuple(records), returned=returned if plain else None,
     )  # fmt: skip
     if request.key is not None:
         yield Statement(

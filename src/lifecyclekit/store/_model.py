@@ -142,6 +142,12 @@ class SendResult(BaseModel):
     replayed: bool = False
     """``True`` when an idempotency key had already been applied: this is the outcome of the
     original send, and nothing was fired or written now."""
+    returned: bool | int | float | str | None = None
+    """What a command returned, when it is a plain value (``DataflowJob.sync``: ``False``
+    when the poll was stale and ignored); ``None`` for an event or any other value.
+
+    .. versionadded:: 0.2
+    """
 
 
 class InstanceSummary(BaseModel):

@@ -305,7 +305,20 @@ def expire_keys(store: StoreBase) -> Operation[int]:
 
 def delete(store: StoreBase, id: str) -> Operation[None]:
     check_id(id)
-    yield Transact(f"delete {id!r}", True, lambda _: core.remove(id))
+    yield Transact(f"delete {id!r}", True, lambda _: _checked_remove(store, id))
+
+
+def _checked_remove(store: StoreBase, id: str) -> Step[None]:
+    """Remove the row unless its instance's ``check_delete`` refuses (a row that cannot be
+    restored is removed all the same: deleting is how it goes)."""
+    try:
+        loaded = yield from core.load(id)
+        instance: Lifecycle | None = restore(store.registry, loaded, store.clock)
+    except (SnapshotError, UnknownLifecycle):
+        instance = None
+    if instance is not None:
+        instance.check_delete()
+    yield from core.remove(id)
 
 
 def find(

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from lifecyclekit.errors import SnapshotError, StoreError, UnknownLifecycle
+from lifecyclekit.errors import SnapshotError, UnknownLifecycle
 from lifecyclekit.lifecycle import Clock, Lifecycle
 from lifecyclekit.registry import Registry
 from lifecyclekit.snapshot import Snapshot, TransitionRecord, migrate
@@ -75,6 +75,31 @@ class Loaded:
     history: list[TransitionRecord]
     text: str | None = None
     """The context as stored (JSON), when it was left undecoded for :func:`from_row`."""
+    chart: dict[str, Any] | None = None
+    """A statechart's ``configuration`` and ``history_states`` (lk_configurations)."""
+
+
+CONFIGURATIONS_DDL = (
+    "CREATE TABLE IF NOT EXISTS lk_configurations"
+    " (instance_id TEXT PRIMARY KEY, configuration TEXT NOT NULL)"
+)
+"""Statecharts' configurations, one row per stored statechart instance (flat lifecycles
+have none). Created when a store opens, old stores included; older code ignores it."""
+
+
+def save_configuration(instance_id: str, instance: Lifecycle) -> Step[None]:
+    """Write a statechart's configuration and history memory beside its row (nothing for a
+    flat lifecycle, whose row's state is its whole configuration)."""
+    if not type(instance)._is_chart:
+        return
+    snap = instance.snapshot()
+    assert snap.configuration is not None
+    chart = {"configuration": list(snap.configuration), "history_states": snap.history_states}
+    yield Statement(
+        "INSERT INTO lk_configurations (instance_id, configuration) VALUES (?, ?)"
+        " ON CONFLICT (instance_id) DO UPDATE SET configuration = excluded.configuration",
+        (instance_id, dumps(chart)),
+    )
 
 
 def corrupt(instance_id: str, problem: object) -> SnapshotError:
@@ -91,9 +116,15 @@ def parse_loaded(
 ) -> Loaded:
     """:class:`Loaded` from ``machine, schema_version, state, context, revision, version``;
     ``decode=False`` keeps the context as its JSON text (``text``) for :func:`from_row`,
-    which validates it in one step."""
+    which validates it in one step. A statechart's configuration JSON comes last in
+    ``row``."""
     machine, schema_version, state, context, revision, version = row[:6]
+    chart_json = row[-1]  # both load statements end with lk_configurations.configuration
     try:
+        chart = json.loads(chart_json) if chart_json is not None else None
+        if chart is not None and not isinstance(chart, dict):
+            msg = f"configuration is not a JSON object: {shown(chart_json)}"
+            raise ValueError(msg)
         if not decode:
             context, text = None, context
             if text is not None and not (isinstance(text, str) and text.lstrip()[:1] == "{"):
@@ -118,7 +149,16 @@ def parse_loaded(
     except ValueError as exc:
         raise corrupt(instance_id, exc) from None
     return Loaded(
-        instance_id, machine, schema_version, state, data, revision, version, history, text
+        instance_id,
+        machine,
+        schema_version,
+        state,
+        data,
+        revision,
+        version,
+        history,
+        text,
+        chart,
     )
 
 
@@ -144,6 +184,7 @@ def snapshot_of(registry: Registry, loaded: Loaded) -> tuple[type[Lifecycle], Sn
         "context": loaded.context,
         "history": [r.model_dump(mode="json") for r in loaded.history],
         "revision": loaded.revision,
+        **(loaded.chart or {}),
     }
     what = f"Stored instance {loaded.id!r}"
     if loaded.schema_version != cls.schema_version:
@@ -155,29 +196,15 @@ def snapshot_of(registry: Registry, loaded: Loaded) -> tuple[type[Lifecycle], Sn
 
 
 def drivable(instance: Lifecycle) -> Lifecycle:
-    """``instance``, if the store can drive it: the one check every instance the store builds
-    or is given passes (create, add, and every row it restores).
+    """``instance``: the one check every instance the store builds or is given passes
+    (create, add, and every row it restores).
 
-    A lifecycle with ``async def`` guards or callbacks (an *async lifecycle*) runs on
-    python-statemachine's asynchronous engine, whose initial state is entered only when
-    awaited; the store refuses it until async lifecycles are supported here. (An ``async
-    def`` declared command on an ordinary lifecycle is fine: the asynchronous store awaits
-    it.)
-
-    Raises:
-        StoreError: an async lifecycle, named, with what to do instead.
+    Every lifecycle is drivable: an async lifecycle (``async def`` guards or callbacks)
+    runs to completion in the synchronous store called from sync code, and the
+    asynchronous store awaits its events (see ``Lifecycle.is_async``). Created inside a
+    running event loop, its initial state's entry actions have not run when it is stored,
+    and a restored row never runs them.
     """
-    if instance.on_fast_path:  # the compiled path runs no async callbacks (and reading
-        return instance  # python-statemachine's parts below would start its engine)
-    callbacks = getattr(instance, "_callbacks", None)
-    if getattr(callbacks, "has_async_callbacks", False):
-        name = type(instance).__qualname__
-        msg = (
-            f"{name} has async def guards or callbacks, which the store cannot run yet; "
-            f"make them plain def methods to store {name} (an async def command is fine: "
-            "open_async_store() awaits it)."
-        )
-        raise StoreError(msg)
     return instance
 
 
@@ -205,8 +232,15 @@ def from_row(cls: type[Lifecycle], loaded: Loaded, clock: Clock | None) -> Lifec
     """
     last = loaded.history[-1] if loaded.history else None
     try:
+        chart = loaded.chart or {}
         instance = cls.from_stored(
-            loaded.state, loaded.text, revision=loaded.revision, last=last, clock=clock
+            loaded.state,
+            loaded.text,
+            revision=loaded.revision,
+            last=last,
+            clock=clock,
+            configuration=chart.get("configuration"),
+            history_states=chart.get("history_states"),
         )
     except SnapshotError as exc:
         raise corrupt(loaded.id, exc) from None

@@ -15,6 +15,7 @@ from typing import Any
 from lifecyclekit.errors import StoreError
 from lifecyclekit.store._core import SCHEMA_VERSION
 from lifecyclekit.store._model import Statement, Step, shown
+from lifecyclekit.store._rows import CONFIGURATIONS_DDL
 
 __all__ = [
     "Extension",
@@ -135,6 +136,11 @@ def probe(url: str) -> Step[bool]:
     return bool(rows.rows)
 
 
+def add_configurations() -> Step[None]:
+    """Create the statecharts' table in a store from before it existed (idempotent)."""
+    yield Statement(CONFIGURATIONS_DDL)
+
+
 def query(name: str, sql: str, params: Sequence[Any]) -> Step[list[tuple[Any, ...]]]:
     """The rows of extension ``name``'s statement (refused if it names another table)."""
     check_scope(name, sql)
@@ -154,6 +160,7 @@ def create_store(ddl: Sequence[str], url: str) -> Step[None]:
     yield Statement(ddl[0])
     rows = yield Statement(META_SQL)
     check_version(rows.rows, url)
+    yield Statement(CONFIGURATIONS_DDL)
     if rows.rows:
         return
     for statement in ddl[1:]:

@@ -149,7 +149,11 @@ class Store(StoreBase):
         """Whether the store's tables exist (a newer or unreadable schema is an error)."""
         try:
             with self._transaction(write=False) as execute:
-                return drive(execute, schema.probe(self.url))
+                exists = drive(execute, schema.probe(self.url))
+            if exists:  # a store from before statecharts gains their table
+                with self._transaction(write=True, schema=True) as execute:
+                    drive(execute, schema.add_configurations())
+            return exists
         except BackendError as exc:
             if exc.kind is Kind.NO_STORE:
                 return False
