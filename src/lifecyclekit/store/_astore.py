@@ -40,6 +40,7 @@ from lifecyclekit.store._backend import (
     BackendError,
     Kind,
     Rows,
+    uninterrupted,
 )
 from lifecyclekit.store._core import LOST, Effects, RetryPolicy
 from lifecyclekit.store._model import Change, InstanceSummary, Page, SendResult, adrive
@@ -214,7 +215,11 @@ class AsyncStore(StoreBase):
 
     async def _after_commit(self, effects: Effects, result: object, what: str) -> None:
         """Every call of :func:`~lifecyclekit.store._core.commit_calls`, awaiting those that
-        return an awaitable; all of them even when one raises."""
+        return an awaitable; all of them even when one raises, and even when the task is
+        cancelled meanwhile (the transition committed): the cancellation goes on after."""
+        await uninterrupted(self._commit_calls(effects, result, what))
+
+    async def _commit_calls(self, effects: Effects, result: object, what: str) -> None:
         failures: list[BaseException] = []
         for function, args in core.commit_calls(effects, self._callbacks):
             try:

@@ -135,7 +135,7 @@ class Watch:
         timeout: float | None,
         limit: int,
     ) -> None:
-        if isinstance(after, int):
+        if not callable(after):  # a consumer passes a callable reading its position
             check_count("after", after, allow_zero=True)
         check_count("limit", limit)
         self._store = store

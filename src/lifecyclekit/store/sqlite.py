@@ -140,8 +140,9 @@ class SQLiteBackend:
         self.busy_timeout = busy_timeout
         self.memory = path == ":memory:"
         self._local = threading.local()
-        self._lock = threading.RLock()  # guards _connections (and the :memory: connection)
+        self._lock = threading.RLock()  # guards _connections, _busy, _closed (and :memory:)
         self._connections: dict[int, tuple[weakref.ref[threading.Thread], Any]] = {}
+        self._busy: set[int] = set()  # threads in a transaction (their connection in use)
         self._closed = False
         self._shared: sqlite3.Connection | None = None
         if self.memory:
@@ -195,15 +196,14 @@ class SQLiteBackend:
             raise classify(exc) from None
 
     def _connection(self, create: bool) -> sqlite3.Connection:
-        """This thread's connection (made on first use; a dead thread's is closed)."""
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if connection is not None:
-            return connection
+        """This thread's connection (made on first use; a dead thread's is closed), marked
+        busy until :meth:`_release`. Called with ``_lock`` held."""
         if self._closed:
             msg = CLOSED
             raise BackendError(Kind.OTHER, msg)
-        connection = self._open(create)
-        with self._lock:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._open(create)
             for ident, (thread, other) in list(self._connections.items()):
                 if thread() is None or not thread().is_alive():  # type: ignore[union-attr]
                     other.close()
@@ -212,8 +212,18 @@ class SQLiteBackend:
                 weakref.ref(threading.current_thread()),
                 connection,
             )
-        self._local.connection = connection
+            self._local.connection = connection
+        self._busy.add(threading.get_ident())
         return connection
+
+    def _release(self) -> None:
+        """This thread's transaction ended: close its connection if the store was closed
+        meanwhile (:meth:`close` never closes a connection while a statement runs on it)."""
+        with self._lock:
+            ident = threading.get_ident()
+            self._busy.discard(ident)
+            if self._closed and ident in self._connections:
+                self._connections.pop(ident)[1].close()
 
     # -- transactions ------------------------------------------------------------------------
 
@@ -221,9 +231,17 @@ class SQLiteBackend:
     def transaction(self, *, write: bool, schema: bool = False) -> Iterator[_Tx]:
         if self._shared is not None:
             with self._lock:
+                if self._closed:
+                    msg = CLOSED
+                    raise BackendError(Kind.OTHER, msg)
                 yield from self._run(self._shared, write, schema)
             return
-        yield from self._run(self._connection(create=schema), write, schema)
+        with self._lock:
+            connection = self._connection(create=schema)
+        try:
+            yield from self._run(connection, write, schema)
+        finally:
+            self._release()
 
     def _run(self, connection: sqlite3.Connection, write: bool, schema: bool) -> Iterator[_Tx]:
         if schema and not self.memory:
@@ -288,14 +306,15 @@ class SQLiteBackend:
         return True
 
     def close(self) -> None:
+        """Close the store: idle connections now, each busy one by its own thread when its
+        transaction ends (closing a connection under a running statement can crash the
+        process); every later transaction fails with the store-is-closed error."""
         with self._lock:
             self._closed = True
-            for _, connection in self._connections.values():
-                connection.close()
-            self._connections.clear()
+            for ident in [i for i in self._connections if i not in self._busy]:
+                self._connections.pop(ident)[1].close()
             if self._shared is not None:
                 self._shared.close()
-        self._local = threading.local()
 
 
 def _pauses() -> Iterator[float]:
