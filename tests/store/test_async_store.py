@@ -287,3 +287,37 @@ def test_async_lifecycles_are_stored_and_driven_by_both_stores(
         assert (type(loaded), loaded.state, loaded.revision) == (WaitingToggle, "off", 2)
         assert [(r.source, r.target) for r in loaded.history] == [("off", "on"), ("on", "off")]
         assert store.load("u").state == "on"
+
+
+def test_a_task_started_inside_a_unit_of_work_uses_the_store_after_it(store_url: str) -> None:
+    """A task started inside a unit of work inherits its context; while the unit of work is
+    open it is inside it (refused, as any nested call), once it has ended it is not."""
+
+    async def main() -> tuple[int, str]:
+        async with open_async_store(store_url, registry=REGISTRY, create=True) as store:
+            await store.create("toggle", id="t")
+            opened = asyncio.Event()
+
+            async def later() -> int:
+                await opened.wait()
+                return (await store.get("t")).revision
+
+            async def during() -> str:
+                try:
+                    await store.get("t")
+                except StoreError as exc:
+                    return str(exc)
+                return "not refused"
+
+            async with store.unit_of_work() as uow:
+                instance = await uow.load("t")
+                instance.flip(text="x")
+                await uow.save("t", instance)
+                inside = await asyncio.create_task(during())
+                after = asyncio.create_task(later())
+            opened.set()
+            return await after, inside
+
+    revision, inside = asyncio.run(main())
+    assert revision == 1
+    assert "inside a unit of work of the same store" in inside

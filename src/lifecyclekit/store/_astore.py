@@ -54,6 +54,15 @@ AsyncExecute = Callable[[str, Sequence[Any]], Awaitable[Rows]]
 UnitOfWorkFunction = Callable[[AsyncUnitOfWork], Awaitable[T] | T]
 
 
+class _Scope:
+    """A unit of work's transaction while it is open (see ``AsyncStore._active``)."""
+
+    __slots__ = ("open",)
+
+    def __init__(self) -> None:
+        self.open = True
+
+
 class AsyncStore(StoreBase):
     """Durable lifecycles for asyncio applications: :class:`~lifecyclekit.store.Store`'s
     operations and semantics, awaited.
@@ -90,7 +99,12 @@ class AsyncStore(StoreBase):
         )
         self._initial = tuple(extensions)
         self._create = create
-        self._active = contextvars.ContextVar(f"lifecyclekit-store-{id(self)}", default=False)
+        # The open unit of work of this task, and of tasks it starts while it is open (they
+        # inherit the context): a mutable scope, closed when the unit of work ends, so a task
+        # started inside and still running afterwards may use the store again.
+        self._active: contextvars.ContextVar[_Scope | None] = contextvars.ContextVar(
+            f"lifecyclekit-store-{id(self)}", default=None
+        )
         self._opening = asyncio.Lock()
         self._setup_lock = asyncio.Lock()
         self._opened = False
@@ -169,13 +183,16 @@ class AsyncStore(StoreBase):
     async def _transaction(
         self, *, write: bool, schema: bool = False
     ) -> AsyncIterator[AsyncTransaction]:
-        if self._active.get():
+        outer = self._active.get()
+        if outer is not None and outer.open:
             raise StoreError(ops.INSIDE.format(where="task"))
-        token = self._active.set(True)
+        scope = _Scope()
+        token = self._active.set(scope)
         try:
             async with self._backend.transaction(write=write, schema=schema) as tx:
                 yield tx
         finally:
+            scope.open = False
             self._active.reset(token)
 
     async def _attempt(
