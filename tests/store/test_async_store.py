@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -321,3 +322,17 @@ def test_a_task_started_inside_a_unit_of_work_uses_the_store_after_it(store_url:
     revision, inside = asyncio.run(main())
     assert revision == 1
     assert "inside a unit of work of the same store" in inside
+
+
+def test_async_store_messages_name_the_async_api(tmp_path: Path) -> None:
+    """A bad option of open_async_store names open_async_store, not the sync opener."""
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+
+    async def main() -> None:
+        with pytest.raises(StoreError, match=r"^open_async_store\(\): pool_size= takes an int"):
+            await open_async_store(url, registry=REGISTRY, create=True, pool_size=0)
+
+    asyncio.run(main())
+    with pytest.raises(StoreError, match=r"^open_store\(\): pool_size= takes an int"):
+        open_store(url, registry=REGISTRY, create=True, pool_size=0)
+    assert not (tmp_path / "a.db").exists()  # refused before anything was created

@@ -251,6 +251,7 @@ def open_async_store(
     check_open(
         registry=registry, clock=clock, retry=retry, key_retention=key_retention,
         extensions=extensions, create=create, pool_size=pool_size, timeout=timeout,
+        opener="open_async_store",
     )  # fmt: skip
     backend: AsyncBackend
     if target[0] == "sqlite":

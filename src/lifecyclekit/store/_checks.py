@@ -39,8 +39,9 @@ def check_open(
     create: Any,
     pool_size: Any,
     timeout: Any,
+    opener: str = "open_store",
 ) -> None:
-    """The options of ``open_store``."""
+    """The options of ``open_store`` (or of ``opener``, named in the message)."""
     from lifecyclekit.store._core import RetryPolicy
     from lifecyclekit.store._schema import Extension
 
@@ -73,7 +74,7 @@ def check_open(
     except StoreError as exc:
         problems.append(str(exc).rstrip("."))
     if problems:
-        msg = f"open_store(): {'; '.join(problems)}."
+        msg = f"{opener}(): {'; '.join(problems)}."
         raise StoreError(msg)
 
 

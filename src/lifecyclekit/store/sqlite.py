@@ -41,7 +41,7 @@ __all__ = ["AsyncSQLiteBackend", "SQLiteBackend"]
 T = TypeVar("T")
 
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
-CLOSED = "the store is closed (open another with open_store(url))"
+CLOSED = "the store is closed (open another one to go on)"
 """Why an operation on a closed store fails."""
 
 SCHEMA = (
