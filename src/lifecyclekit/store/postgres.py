@@ -91,6 +91,11 @@ _BY_STATE = {
 }
 
 
+_STORE_TABLE = re.compile(r'relation "(\w+\.)?lk_')
+"""An undefined_table error about one of the store's own tables (as SQLite's 'no such
+table: lk_' is)."""
+
+
 def _psycopg() -> Any:
     return optional_import("psycopg", extra="postgres", feature="PostgreSQL stores")
 
@@ -207,6 +212,8 @@ class _Postgres:
         detail = self._scrub(str(exc)) or type(exc).__name__
         state = getattr(exc, "sqlstate", None) or ""
         kind = _BY_STATE.get(state)
+        if kind is Kind.NO_STORE and state == "42P01" and not _STORE_TABLE.search(detail):
+            kind = Kind.OTHER  # an extension's SQL naming a missing table: not "no store"
         if kind is None:
             if state.startswith("08") or isinstance(exc, psycopg.InterfaceError):
                 kind = Kind.CONNECTION_LOST
