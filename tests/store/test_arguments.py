@@ -3,6 +3,7 @@ what was given and what is valid, on every back-end, and the refusal changes not
 
 from __future__ import annotations
 
+import asyncio
 import math
 from datetime import timedelta
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 
 from lifecyclekit import LifecycleError
-from lifecyclekit.store import RetryPolicy, Store, StoreError
+from lifecyclekit.store import RetryPolicy, Store, StoreError, open_async_store, open_store
 from tests.store.conftest import Opener
 from tests.store_machines import REGISTRY
 
@@ -177,3 +178,37 @@ def test_a_closed_store_says_so_on_every_back_end(store_url: str, opener: Opener
     for call in (store.find, lambda: store.get("t"), lambda: store.send("t", "flip", text="x")):
         with pytest.raises(StoreError, match=r"store.* is closed.*open"):
             call()
+
+
+def test_sync_store_refuses_an_async_on_commit_before_any_commit(store_url: str) -> None:
+    """An ``async def`` on_commit callback (or async callable object) is refused when it is
+    registered on the synchronous store, which could not await it (before: every later send
+    committed, then failed with AfterCommitError); the asynchronous store accepts it."""
+
+    async def notify(change: object) -> None:
+        return None
+
+    class Notifier:
+        async def __call__(self, change: object) -> None:
+            return None
+
+    with open_store(store_url, registry=REGISTRY, create=True) as sync_store:
+        sync_store.create("toggle", id="t")
+        for callback in (notify, Notifier()):
+            with pytest.raises(StoreError, match=r"asynchronous.*open_async_store\(\)"):
+                sync_store.on_commit(callback)
+        result = sync_store.send("t", "flip", text="x")  # nothing was registered
+        assert result.revision == 1
+
+    async def main() -> int:
+        async with open_async_store(store_url, registry=REGISTRY) as async_store:
+            calls: list[object] = []
+
+            async def record(change: object) -> None:
+                calls.append(change)
+
+            async_store.on_commit(record)
+            await async_store.send("t", "flip", text="y")
+            return len(calls)
+
+    assert asyncio.run(main()) == 1
