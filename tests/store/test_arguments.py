@@ -9,8 +9,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
-from lifecyclekit import LifecycleError
+from lifecyclekit import Lifecycle, LifecycleError, Registry, State
 from lifecyclekit.store import RetryPolicy, Store, StoreError, open_async_store, open_store
 from tests.store.conftest import Opener
 from tests.store_machines import REGISTRY
@@ -212,3 +213,47 @@ def test_sync_store_refuses_an_async_on_commit_before_any_commit(store_url: str)
             return len(calls)
 
     assert asyncio.run(main()) == 1
+
+
+class Reading(BaseModel):
+    value: float = 0.0
+
+
+class Measurement(BaseModel):
+    value: float
+
+
+NAN_REGISTRY = Registry(discover=False)
+
+
+@NAN_REGISTRY.register("gauge")
+class Gauge(Lifecycle[Reading]):
+    """idle -measure-> measured; ``measure`` stores whatever value it is given."""
+
+    payloads = {"measure": Measurement}
+    idle = State(initial=True)
+    measured = State()
+    measure = idle.to(measured) | measured.to.itself()
+
+    def on_measure(self, value: float) -> None:
+        self.context.value = value
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_a_context_holding_nan_or_infinity_is_never_written(
+    store_url: str, opener: Opener, bad: float
+) -> None:
+    """JSON cannot hold NaN or infinities: a create or a send that would write one is a
+    StoreError and writes nothing (before: the row was written as ``NaN`` and then dropped
+    out of every filtered query and count)."""
+    with opener(store_url, registry=NAN_REGISTRY, create=True) as store:
+        with pytest.raises(StoreError, match="NaN or an infinity"):
+            store.create("gauge", id="bad", value=bad)
+        assert store.count("gauge") == 0
+        store.create("gauge", id="g", value=1.5)
+        with pytest.raises(StoreError, match="NaN or an infinity"):
+            store.send("g", "measure", value=bad)
+        snap = store.get("g")
+        assert (snap.state, snap.revision, snap.context) == ("idle", 0, {"value": 1.5})
+        assert store.count("gauge", where={"value": 1.5}) == 1
+        assert len(store.changes()) == 0
