@@ -3,14 +3,16 @@ what was given and what is valid, on every back-end, and the refusal changes not
 
 from __future__ import annotations
 
+import asyncio
 import math
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
-from lifecyclekit import LifecycleError
-from lifecyclekit.store import RetryPolicy, Store, StoreError
+from lifecyclekit import Lifecycle, LifecycleError, Registry, State
+from lifecyclekit.store import RetryPolicy, Store, StoreError, open_async_store, open_store
 from tests.store.conftest import Opener
 from tests.store_machines import REGISTRY
 
@@ -177,3 +179,81 @@ def test_a_closed_store_says_so_on_every_back_end(store_url: str, opener: Opener
     for call in (store.find, lambda: store.get("t"), lambda: store.send("t", "flip", text="x")):
         with pytest.raises(StoreError, match=r"store.* is closed.*open"):
             call()
+
+
+def test_sync_store_refuses_an_async_on_commit_before_any_commit(store_url: str) -> None:
+    """An ``async def`` on_commit callback (or async callable object) is refused when it is
+    registered on the synchronous store, which could not await it (before: every later send
+    committed, then failed with AfterCommitError); the asynchronous store accepts it."""
+
+    async def notify(change: object) -> None:
+        return None
+
+    class Notifier:
+        async def __call__(self, change: object) -> None:
+            return None
+
+    with open_store(store_url, registry=REGISTRY, create=True) as sync_store:
+        sync_store.create("toggle", id="t")
+        for callback in (notify, Notifier()):
+            with pytest.raises(StoreError, match=r"asynchronous.*open_async_store\(\)"):
+                sync_store.on_commit(callback)
+        result = sync_store.send("t", "flip", text="x")  # nothing was registered
+        assert result.revision == 1
+
+    async def main() -> int:
+        async with open_async_store(store_url, registry=REGISTRY) as async_store:
+            calls: list[object] = []
+
+            async def record(change: object) -> None:
+                calls.append(change)
+
+            async_store.on_commit(record)
+            await async_store.send("t", "flip", text="y")
+            return len(calls)
+
+    assert asyncio.run(main()) == 1
+
+
+class Reading(BaseModel):
+    value: float = 0.0
+
+
+class Measurement(BaseModel):
+    value: float
+
+
+NAN_REGISTRY = Registry(discover=False)
+
+
+@NAN_REGISTRY.register("gauge")
+class Gauge(Lifecycle[Reading]):
+    """idle -measure-> measured; ``measure`` stores whatever value it is given."""
+
+    payloads = {"measure": Measurement}
+    idle = State(initial=True)
+    measured = State()
+    measure = idle.to(measured) | measured.to.itself()
+
+    def on_measure(self, value: float) -> None:
+        self.context.value = value
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_a_context_holding_nan_or_infinity_is_never_written(
+    store_url: str, opener: Opener, bad: float
+) -> None:
+    """JSON cannot hold NaN or infinities: a create or a send that would write one is a
+    StoreError and writes nothing (before: the row was written as ``NaN`` and then dropped
+    out of every filtered query and count)."""
+    with opener(store_url, registry=NAN_REGISTRY, create=True) as store:
+        with pytest.raises(StoreError, match="NaN or an infinity"):
+            store.create("gauge", id="bad", value=bad)
+        assert store.count("gauge") == 0
+        store.create("gauge", id="g", value=1.5)
+        with pytest.raises(StoreError, match="NaN or an infinity"):
+            store.send("g", "measure", value=bad)
+        snap = store.get("g")
+        assert (snap.state, snap.revision, snap.context) == ("idle", 0, {"value": 1.5})
+        assert store.count("gauge", where={"value": 1.5}) == 1
+        assert len(store.changes()) == 0

@@ -266,8 +266,24 @@ def check_id(value: Any) -> str:
 
 
 def dumps(value: Any) -> str | None:
-    """Compact JSON, or None for None."""
-    return None if value is None else json.dumps(value, separators=(",", ":"))
+    """Compact JSON, or None for None.
+
+    Raises:
+        StoreError: ``value`` holds NaN or an infinity, which JSON cannot hold (written as
+            ``NaN``, the row would drop out of every filtered query and differ from the
+            live instance); the transaction writing it rolls back.
+    """
+    if value is None:
+        return None
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        msg = (
+            f"{shown(value)} holds NaN or an infinity, which the store cannot write as JSON; "
+            "nothing was written. Use None or a finite number (or refuse such values in the "
+            "pydantic model, e.g. with allow_inf_nan=False)."
+        )
+        raise StoreError(msg) from None
 
 
 def fingerprint(name: str, args: Sequence[Any], data: Mapping[str, Any]) -> str:

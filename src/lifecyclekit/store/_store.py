@@ -9,6 +9,7 @@ drives too.
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -80,6 +81,29 @@ class Store(StoreBase):
             raise
 
     # -- the driver --------------------------------------------------------------------------
+
+    def on_commit(self, callback: ops.OnCommit) -> ops.OnCommit:
+        """Call ``callback(change)`` for every record this store object commits, after the
+        commit (whatever the lifecycle). Usable as a decorator; returns ``callback``.
+
+        Raises:
+            StoreError: ``callback`` is not callable, or is an ``async def`` function (this
+                store could not await it; use ``open_async_store()``); nothing is
+                registered.
+        """
+        if inspect.iscoroutinefunction(callback) or (
+            callable(callback)
+            and not inspect.isroutine(callback)
+            and inspect.iscoroutinefunction(type(callback).__call__)  # an async callable object
+        ):
+            name = getattr(callback, "__qualname__", repr(callback))
+            msg = (
+                f"on_commit({name}): it is asynchronous, and a synchronous store cannot "
+                "await it (it would fail after every commit). Use open_async_store(), or "
+                "register a plain function."
+            )
+            raise StoreError(msg)
+        return super().on_commit(callback)
 
     def _perform(self, operation: Operation[T]) -> T:
         """Run ``operation``, fulfilling each of its requests."""
