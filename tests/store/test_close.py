@@ -4,6 +4,8 @@ checks the two stores must share."""
 
 from __future__ import annotations
 
+import asyncio
+import re
 import subprocess
 import sys
 import textwrap
@@ -11,7 +13,8 @@ import textwrap
 import pytest
 
 from lifecyclekit.errors import StoreError
-from lifecyclekit.store import Store
+from lifecyclekit.store import Store, open_async_store, open_store
+from tests.store_machines import REGISTRY
 
 SYNC_CLOSE = textwrap.dedent(
     """
@@ -64,6 +67,64 @@ def test_sync_close_while_threads_use_the_store(store_url: str, round: int) -> N
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == str(["closed"] * 4), done.stderr[-2000:]
+
+
+HOLDERS = 4
+"""Tasks holding every connection: the async SQLite store's lanes, the PostgreSQL pool size."""
+CLOSED = re.compile(r"the store is closed|The store \S+ is closed")
+
+
+def test_async_close_while_tasks_use_the_store(store_url: str) -> None:
+    """Issue: aclose() while tasks ran leaked RuntimeError('cannot schedule new futures after
+    shutdown') on SQLite and psycopg_pool.PoolClosed on PostgreSQL. Every task that had not
+    committed gets the store-is-closed StoreError: one in a transaction at its next
+    statement or at its COMMIT, one waiting for a connection at once; none writes."""
+
+    async def main() -> list[str]:
+        store = await open_async_store(
+            store_url, registry=REGISTRY, create=True, pool_size=HOLDERS
+        )
+        await store.create("toggle", id="t")
+        inside: list[bool] = []
+        all_inside, release = asyncio.Event(), asyncio.Event()
+
+        async def hold(writer: bool) -> None:
+            async with store.unit_of_work(write=writer) as uow:
+                toggle = await uow.load("t")
+                if writer:
+                    toggle.flip(text="never committed")  # type: ignore[attr-defined]
+                    await uow.save("t", toggle)
+                inside.append(writer)
+                if len(inside) == HOLDERS:
+                    all_inside.set()
+                await release.wait()
+                if not writer:
+                    await uow.load("t")  # a statement after aclose()
+
+        async def outcome(task: asyncio.Task[object]) -> str:
+            try:
+                await task
+            except StoreError as exc:
+                return "closed" if CLOSED.search(str(exc)) else repr(exc)
+            except BaseException as exc:
+                return f"FOREIGN {exc!r}"
+            return "not refused"
+
+        holders = [asyncio.create_task(hold(n == 0)) for n in range(HOLDERS)]
+        await all_inside.wait()
+        waiters = [
+            asyncio.create_task(store.send("t", "flip", text="never sent")) for _ in range(3)
+        ]
+        for _ in range(100):  # no I/O on the way: the waiters now queue for a connection
+            await asyncio.sleep(0)
+        await store.aclose()
+        release.set()
+        return [await outcome(task) for task in [*holders, *waiters]]
+
+    assert asyncio.run(main()) == ["closed"] * (HOLDERS + 3)
+    with open_store(store_url, registry=REGISTRY) as store:
+        snapshot = store.get("t")
+        assert (snapshot.revision, list(snapshot.history)) == (0, [])
 
 
 @pytest.mark.parametrize("after", [None, "3", -1, 1.5, True])

@@ -6,6 +6,7 @@ import threading
 
 import pytest
 
+from lifecyclekit.errors import NoSuchStore
 from lifecyclekit.store import (
     Extension,
     RetryPolicy,
@@ -302,3 +303,14 @@ def test_long_histories_are_written_in_chunks(store: Store) -> None:
     store.run(lambda uow: uow.add("long", toggle))
     assert [r.seq for r in store.history("long")] == list(range(1, 1201))
     assert [c.record.seq for c in store.changes(limit=5000)] == list(range(1, 1201))
+
+
+def test_extension_sql_naming_a_missing_table_is_a_store_error(store: Store) -> None:
+    """Issue: PostgreSQL reported a missing table in an extension's SQL as NoSuchStore
+    (SQLite: a StoreError). Only a missing table of the store itself means "no store"; the
+    message names the table, and the store goes on."""
+    store.extension(LEDGER)
+    with pytest.raises(StoreError, match="notes_typo") as caught:
+        store.run(lambda uow: uow.extension(LEDGER).query("SELECT * FROM notes_typo"))
+    assert not isinstance(caught.value, NoSuchStore)
+    assert store.run(lambda uow: uow.extension(LEDGER).query("SELECT * FROM lk_ledger")) == []

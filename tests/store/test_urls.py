@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from lifecyclekit.store import NoSuchStore, StoreError, open_store
+from lifecyclekit.store import NoSuchStore, StoreError, open_async_store, open_store
 from tests.helpers import postgres_url
 from tests.store_machines import REGISTRY
 
@@ -28,6 +28,22 @@ def test_extra_slashes_before_an_absolute_path(tmp_path: Path) -> None:
     with open_store(f"sqlite:////{tmp_path}/x.db", registry=REGISTRY) as store:
         store.create("toggle", id="t")
     assert (tmp_path / "x.db").is_file()
+
+
+def test_a_fragment_is_refused_and_percent_23_names_a_hash(tmp_path: Path) -> None:
+    """Issue: sqlite:////tmp/a#b.db silently opened /tmp/a (the URL parser drops the
+    fragment). Both openers refuse it, creating nothing, and say to write '#' as %23, which
+    opens the file with '#' in its name."""
+    url = f"sqlite:///{tmp_path}/a#b.db"
+    refused = r"has a '#'.*write a '#' in the path as %23"
+    with pytest.raises(StoreError, match=refused):
+        open_store(url, registry=REGISTRY, create=True)
+    with pytest.raises(StoreError, match=refused):
+        open_async_store(url, registry=REGISTRY, create=True)
+    assert list(tmp_path.iterdir()) == []
+    with open_store(f"sqlite:///{tmp_path}/a%23b.db", registry=REGISTRY, create=True) as store:
+        store.create("toggle", id="t")
+    assert [path.name for path in tmp_path.iterdir() if path.suffix == ".db"] == ["a#b.db"]
 
 
 @pytest.mark.postgres

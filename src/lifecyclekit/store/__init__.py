@@ -302,6 +302,12 @@ def _target(function: str, url: str) -> tuple[Any, ...]:
 def _sqlite(url: str, netloc: str, path: str, options: dict[str, str]) -> Backend:
     from lifecyclekit.store.sqlite import SYNCHRONOUS, SQLiteBackend
 
+    if "#" in url:  # urlsplit cuts the path at '#': sqlite:////tmp/a#b.db would open /tmp/a
+        raise _refuse(
+            url,
+            "has a '#', which starts a URL fragment and is not part of the file name: "
+            "write a '#' in the path as %23 (sqlite:////tmp/a%23b.db opens /tmp/a#b.db)",
+        )
     if netloc or not path.startswith("/") or path == "/" or url[7:9] != "//":
         # sqlite:/x.db (no "//") would read as the relative x.db: refused, not guessed
         raise _refuse(url, "is not a SQLite file URL")

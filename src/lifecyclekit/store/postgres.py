@@ -91,6 +91,11 @@ _BY_STATE = {
 }
 
 
+_STORE_TABLE = re.compile(r'relation "(\w+\.)?lk_')
+"""An undefined_table error about one of the store's own tables (as SQLite's 'no such
+table: lk_' is)."""
+
+
 def _psycopg() -> Any:
     return optional_import("psycopg", extra="postgres", feature="PostgreSQL stores")
 
@@ -207,6 +212,8 @@ class _Postgres:
         detail = self._scrub(str(exc)) or type(exc).__name__
         state = getattr(exc, "sqlstate", None) or ""
         kind = _BY_STATE.get(state)
+        if kind is Kind.NO_STORE and state == "42P01" and not _STORE_TABLE.search(detail):
+            kind = Kind.OTHER  # an extension's SQL naming a missing table: not "no store"
         if kind is None:
             if state.startswith("08") or isinstance(exc, psycopg.InterfaceError):
                 kind = Kind.CONNECTION_LOST
@@ -486,10 +493,7 @@ class AsyncPostgresBackend(_Postgres):
                 await uninterrupted(connection.close())
             return
         pool = self._pool
-        try:
-            connection = await pool.getconn()
-        except self._pools.PoolTimeout as exc:
-            raise self._no_connection(exc) from None
+        connection = await self._take(pool)
         try:
             yield connection
         except BackendError as exc:
@@ -499,6 +503,16 @@ class AsyncPostgresBackend(_Postgres):
         finally:
             await uninterrupted(pool.putconn(connection))
 
+    async def _take(self, pool: Any) -> Any:
+        """A connection from ``pool``, or the store-is-closed error when it was closed while
+        this task waited."""
+        try:
+            return await pool.getconn()
+        except self._pools.PoolClosed:
+            raise BackendError(Kind.OTHER, CLOSED) from None
+        except self._pools.PoolTimeout as exc:
+            raise self._no_connection(exc) from None
+
     @asynccontextmanager
     async def transaction(self, *, write: bool, schema: bool = False) -> AsyncIterator[_AsyncTx]:
         async with self._connection() as connection:
@@ -507,6 +521,8 @@ class AsyncPostgresBackend(_Postgres):
                 for sql in _begin(write, schema):
                     await tx.execute(sql)
                 yield tx
+                if self._closed:  # a store closed meanwhile commits nothing more
+                    raise BackendError(Kind.OTHER, CLOSED)
             except BaseException:
                 await uninterrupted(self._rollback(connection))
                 raise
@@ -579,6 +595,8 @@ class _AsyncTx:
         self.committed = False
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:
+        if self._backend._closed:  # the store was closed during this transaction
+            raise BackendError(Kind.OTHER, CLOSED)
         try:
             cursor = await self._connection.execute(_placeholders(sql) if params else sql, params)
             rows = await cursor.fetchall() if cursor.description is not None else []

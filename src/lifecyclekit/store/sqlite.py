@@ -369,9 +369,12 @@ class _Session:
 class _AsyncTx:
     """A transaction of :class:`AsyncSQLiteBackend`: statements run in its lane."""
 
-    __slots__ = ("_lane", "_session")
+    __slots__ = ("_backend", "_lane", "_session")
 
-    def __init__(self, lane: ThreadPoolExecutor, session: _Session) -> None:
+    def __init__(
+        self, backend: AsyncSQLiteBackend, lane: ThreadPoolExecutor, session: _Session
+    ) -> None:
+        self._backend = backend
         self._lane = lane
         self._session = session
 
@@ -380,6 +383,10 @@ class _AsyncTx:
         return self._session.committed
 
     def _call(self, function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """``function(*args)`` in the lane; refused once the store is closed (the lane stays
+        alive until this transaction has rolled back, see ``AsyncSQLiteBackend``)."""
+        if self._backend._closed:
+            raise BackendError(Kind.OTHER, CLOSED)
         return asyncio.wrap_future(self._lane.submit(function, *args))
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:
@@ -414,13 +421,14 @@ class AsyncSQLiteBackend:
         self.memory = backend.memory
         self._size = 1 if backend.memory else max(1, lanes)
         self._executors: list[ThreadPoolExecutor] = []
-        self._free: asyncio.Queue[ThreadPoolExecutor] | None = None
+        # Free lanes; after aclose() it holds None, which every waiter takes and puts back.
+        self._free: asyncio.Queue[ThreadPoolExecutor | None] | None = None
         self._closed = False
 
     async def open(self) -> None:
         if self._free is not None:
             return
-        free: asyncio.Queue[ThreadPoolExecutor] = asyncio.Queue()
+        free: asyncio.Queue[ThreadPoolExecutor | None] = asyncio.Queue()
         for number in range(self._size):
             lane = ThreadPoolExecutor(1, thread_name_prefix=f"lifecyclekit-sqlite-{number}")
             self._executors.append(lane)
@@ -434,8 +442,11 @@ class AsyncSQLiteBackend:
             raise BackendError(Kind.OTHER, msg)
         free = self._free
         lane = await free.get()
+        if lane is None or self._closed:  # closed while this task waited for a lane
+            self._give_back(lane)
+            raise BackendError(Kind.OTHER, CLOSED)
         session = _Session(self._sync.transaction(write=write, schema=schema))
-        tx = _AsyncTx(lane, session)
+        tx = _AsyncTx(self, lane, session)
         try:
             await tx._call(session.begin)
             yield tx
@@ -443,13 +454,27 @@ class AsyncSQLiteBackend:
         finally:
             # Roll back whatever did not commit, after anything still queued in the lane;
             # the lane is free again only then (no waiting here: cancellation-proof).
+            # A lane is shut down only when it is given back, so this submit cannot fail.
             loop = asyncio.get_running_loop()
 
             def release(_: Future[None]) -> None:
-                if not loop.is_closed():
-                    loop.call_soon_threadsafe(free.put_nowait, lane)
+                try:
+                    loop.call_soon_threadsafe(self._give_back, lane)
+                except RuntimeError:  # the event loop is closed
+                    lane.shutdown(wait=False)
 
             lane.submit(session.abort).add_done_callback(release)
+
+    def _give_back(self, lane: ThreadPoolExecutor | None) -> None:
+        """Return ``lane`` (or the closed store's ``None``) to the free lanes; once the
+        store is closed, shut the lane down instead. Runs in the event loop's thread."""
+        assert self._free is not None
+        if lane is None:
+            self._free.put_nowait(None)
+        elif self._closed:
+            lane.shutdown(wait=False)
+        else:
+            self._free.put_nowait(lane)
 
     context_readable = SQLiteBackend.context_readable
 
@@ -464,12 +489,22 @@ class AsyncSQLiteBackend:
         yield _Poller()
 
     async def aclose(self) -> None:
+        """Close the store: free lanes now; a lane in a transaction once that transaction
+        has rolled back (its next statement or COMMIT is refused with the store-is-closed
+        error). Tasks waiting for a lane, and every later transaction, get that error."""
         if self._closed:
             return
         self._closed = True
+        idle: list[ThreadPoolExecutor] = []
+        if self._free is not None:
+            while not self._free.empty():
+                lane = self._free.get_nowait()
+                if lane is not None:
+                    idle.append(lane)
+            self._free.put_nowait(None)  # wakes every task waiting for a lane
 
         def shut() -> None:
-            for lane in self._executors:
+            for lane in idle:
                 lane.shutdown(wait=True)
             self._sync.close()
 
