@@ -22,6 +22,7 @@ from lifecyclekit.errors import StoreError
 __all__ = [
     "AsyncBackend",
     "AsyncListener",
+    "CLOSED",
     "AsyncTransaction",
     "Backend",
     "BackendError",
@@ -32,6 +33,9 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+CLOSED = "the store is closed (open another one to go on)"
+"""Why an operation on a closed store fails, on every back-end."""
 
 
 class Kind(enum.Enum):

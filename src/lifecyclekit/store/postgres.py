@@ -32,7 +32,7 @@ from typing import Any
 from urllib.parse import quote
 
 from lifecyclekit.errors import optional_import
-from lifecyclekit.store._backend import BackendError, Kind, Rows, uninterrupted
+from lifecyclekit.store._backend import CLOSED, BackendError, Kind, Rows, uninterrupted
 
 __all__ = ["AsyncPostgresBackend", "PostgresBackend"]
 
@@ -40,8 +40,6 @@ SCHEMA_LOCK = 7_143_901
 """pg_advisory_xact_lock key serialising schema changes."""
 FEED_LOCK = 7_143_902
 """Advisory lock key: writers hold it shared from taking a change position to their end."""
-CLOSED = "the store is closed (open another one to go on)"
-"""Why an operation on a closed store fails (the same words as SQLite's)."""
 CHANNEL = "lifecyclekit_changes"
 """The LISTEN/NOTIFY channel woken by every commit that adds changes."""
 

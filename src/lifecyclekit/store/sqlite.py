@@ -34,15 +34,13 @@ from contextlib import AbstractContextManager, asynccontextmanager, contextmanag
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from lifecyclekit.store._backend import BackendError, Kind, Rows, uninterrupted
+from lifecyclekit.store._backend import CLOSED, BackendError, Kind, Rows, uninterrupted
 
 __all__ = ["AsyncSQLiteBackend", "SQLiteBackend"]
 
 T = TypeVar("T")
 
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
-CLOSED = "the store is closed (open another one to go on)"
-"""Why an operation on a closed store fails."""
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS lk_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
